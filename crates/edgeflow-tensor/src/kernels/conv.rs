@@ -1,0 +1,179 @@
+//! Window geometry shared by convolution and pooling, and the im2col / col2im transforms that
+//! turn a channels-last convolution into one matrix product.
+
+use rayon::prelude::*;
+
+/// How a sliding window treats the border, with Keras' meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Padding {
+    /// No padding: only windows that fit inside the input; `out = floor((n - k) / s) + 1`.
+    #[default]
+    Valid,
+    /// Zero padding so that `out = ceil(n / s)`; when the total padding is odd the extra row or
+    /// column goes at the bottom or right, as in TensorFlow.
+    Same,
+}
+
+/// Sizes of a 2-D sliding-window operation on a `[batch, height, width, channels]` input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Batch size.
+    pub batch: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Input channels.
+    pub channels: usize,
+    /// Window height.
+    pub kernel_h: usize,
+    /// Window width.
+    pub kernel_w: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Output height.
+    pub out_h: usize,
+    /// Output width.
+    pub out_w: usize,
+    /// Rows of zeros above the input.
+    pub pad_top: usize,
+    /// Columns of zeros left of the input.
+    pub pad_left: usize,
+}
+
+/// Output size and leading padding of one axis, or `None` when no window fits.
+pub fn axis_geometry(n: usize, k: usize, s: usize, padding: Padding) -> Option<(usize, usize)> {
+    if k == 0 || s == 0 || n == 0 {
+        return None;
+    }
+    match padding {
+        Padding::Valid => (n >= k).then(|| ((n - k) / s + 1, 0)),
+        Padding::Same => {
+            let out = n.div_ceil(s);
+            let total = ((out - 1) * s + k).saturating_sub(n);
+            Some((out, total / 2))
+        }
+    }
+}
+
+impl Window {
+    /// Number of output positions over the batch.
+    pub fn out_positions(&self) -> usize {
+        self.batch * self.out_h * self.out_w
+    }
+
+    /// Length of one im2col row: `kernel_h * kernel_w * channels`.
+    pub fn patch_len(&self) -> usize {
+        self.kernel_h * self.kernel_w * self.channels
+    }
+
+    fn in_image(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// Input row and column of window tap (`ky`, `kx`) at output (`oy`, `ox`), if inside.
+    #[inline]
+    pub fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.stride_h + ky).checked_sub(self.pad_top)?;
+        let x = (ox * self.stride_w + kx).checked_sub(self.pad_left)?;
+        (y < self.height && x < self.width).then_some((y, x))
+    }
+}
+
+/// Unfolds every window of `input` (`[batch, height, width, channels]`) into a row of `cols`
+/// (`[batch * out_h * out_w, kernel_h * kernel_w * channels]`); padded taps are zero.
+pub fn im2col(w: &Window, input: &[f32], cols: &mut [f32]) {
+    let patch = w.patch_len();
+    let per_image = w.out_h * w.out_w * patch;
+    cols[..w.batch * per_image]
+        .par_chunks_mut(per_image)
+        .zip(input.par_chunks(w.in_image()))
+        .for_each(|(dst, img)| im2col_image(w, img, dst));
+}
+
+fn im2col_image(w: &Window, img: &[f32], dst: &mut [f32]) {
+    let c = w.channels;
+    let run = w.kernel_w * c;
+    for oy in 0..w.out_h {
+        for ox in 0..w.out_w {
+            let row = &mut dst[(oy * w.out_w + ox) * w.patch_len()..][..w.patch_len()];
+            for ky in 0..w.kernel_h {
+                let seg = &mut row[ky * run..(ky + 1) * run];
+                let y = (oy * w.stride_h + ky).wrapping_sub(w.pad_top);
+                let x0 = (ox * w.stride_w).wrapping_sub(w.pad_left);
+                if y < w.height && x0 < w.width && x0 + w.kernel_w <= w.width {
+                    // The whole kernel row lies inside the image: one contiguous copy.
+                    let start = (y * w.width + x0) * c;
+                    seg.copy_from_slice(&img[start..start + run]);
+                    continue;
+                }
+                for kx in 0..w.kernel_w {
+                    let d = &mut seg[kx * c..(kx + 1) * c];
+                    match w.source(oy, ox, ky, kx) {
+                        Some((y, x)) => d.copy_from_slice(&img[(y * w.width + x) * c..][..c]),
+                        None => d.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every row of `cols` back onto the input positions it was
+/// read from. `input_grad` is overwritten.
+pub fn col2im(w: &Window, cols: &[f32], input_grad: &mut [f32]) {
+    let per_image = w.out_h * w.out_w * w.patch_len();
+    input_grad[..w.batch * w.in_image()]
+        .par_chunks_mut(w.in_image())
+        .zip(cols.par_chunks(per_image))
+        .for_each(|(img, src)| col2im_image(w, src, img));
+}
+
+fn col2im_image(w: &Window, src: &[f32], img: &mut [f32]) {
+    img.fill(0.0);
+    let c = w.channels;
+    for oy in 0..w.out_h {
+        for ox in 0..w.out_w {
+            let row = &src[(oy * w.out_w + ox) * w.patch_len()..][..w.patch_len()];
+            for ky in 0..w.kernel_h {
+                for kx in 0..w.kernel_w {
+                    if let Some((y, x)) = w.source(oy, ox, ky, kx) {
+                        let s = &row[(ky * w.kernel_w + kx) * c..][..c];
+                        let d = &mut img[(y * w.width + x) * c..][..c];
+                        d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Direct convolution, one output at a time: the reference the fast path is tested against.
+/// `kernel` is `[kernel_h, kernel_w, channels, filters]`; `out` is `[batch, out_h, out_w,
+/// filters]`.
+pub fn conv2d_reference(w: &Window, input: &[f32], kernel: &[f32], filters: usize) -> Vec<f32> {
+    let mut out = vec![0.0; w.out_positions() * filters];
+    for b in 0..w.batch {
+        for oy in 0..w.out_h {
+            for ox in 0..w.out_w {
+                for f in 0..filters {
+                    let mut acc = 0.0f64;
+                    for ky in 0..w.kernel_h {
+                        for kx in 0..w.kernel_w {
+                            let Some((y, x)) = w.source(oy, ox, ky, kx) else { continue };
+                            for ch in 0..w.channels {
+                                let i = ((b * w.height + y) * w.width + x) * w.channels + ch;
+                                let k = ((ky * w.kernel_w + kx) * w.channels + ch) * filters + f;
+                                acc += input[i] as f64 * kernel[k] as f64;
+                            }
+                        }
+                    }
+                    out[((b * w.out_h + oy) * w.out_w + ox) * filters + f] = acc as f32;
+                }
+            }
+        }
+    }
+    out
+}

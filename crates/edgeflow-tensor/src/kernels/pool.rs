@@ -1,0 +1,120 @@
+//! Max and average pooling over `[batch, height, width, channels]` inputs.
+
+use rayon::prelude::*;
+
+use super::conv::Window;
+
+fn image_len(w: &Window) -> usize {
+    w.height * w.width * w.channels
+}
+
+fn out_image_len(w: &Window) -> usize {
+    w.out_h * w.out_w * w.channels
+}
+
+/// Max pooling. Writes the maxima to `out` and, for each, the index inside its image of the
+/// input element that won (the first one on ties), for the backward pass. Padding never wins.
+pub fn max_pool(w: &Window, input: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+    out.par_chunks_mut(out_image_len(w))
+        .zip(argmax.par_chunks_mut(out_image_len(w)))
+        .zip(input.par_chunks(image_len(w)))
+        .for_each(|((o, a), img)| max_pool_image(w, img, o, a));
+}
+
+fn max_pool_image(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+    let c = w.channels;
+    for oy in 0..w.out_h {
+        for ox in 0..w.out_w {
+            let base = (oy * w.out_w + ox) * c;
+            let o = &mut out[base..base + c];
+            let a = &mut argmax[base..base + c];
+            o.fill(f32::NEG_INFINITY);
+            a.fill(u32::MAX);
+            for ky in 0..w.kernel_h {
+                for kx in 0..w.kernel_w {
+                    let Some((y, x)) = w.source(oy, ox, ky, kx) else { continue };
+                    let src = (y * w.width + x) * c;
+                    for ch in 0..c {
+                        let v = img[src + ch];
+                        // A NaN wins over any number, so that it propagates instead of vanishing.
+                        if a[ch] == u32::MAX || v > o[ch] || (v.is_nan() && !o[ch].is_nan()) {
+                            o[ch] = v;
+                            a[ch] = (src + ch) as u32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Gradient of max pooling: each output gradient goes to the input element that won.
+/// `input_grad` is overwritten.
+pub fn max_pool_backward(w: &Window, grad_out: &[f32], argmax: &[u32], input_grad: &mut [f32]) {
+    input_grad
+        .par_chunks_mut(image_len(w))
+        .zip(grad_out.par_chunks(out_image_len(w)))
+        .zip(argmax.par_chunks(out_image_len(w)))
+        .for_each(|((gi, go), a)| {
+            gi.fill(0.0);
+            for (g, &idx) in go.iter().zip(a) {
+                if idx != u32::MAX {
+                    gi[idx as usize] += g;
+                }
+            }
+        });
+}
+
+/// Number of input elements (not padding) under the window at (`oy`, `ox`).
+fn window_count(w: &Window, oy: usize, ox: usize) -> usize {
+    (0..w.kernel_h)
+        .flat_map(|ky| (0..w.kernel_w).map(move |kx| (ky, kx)))
+        .filter(|&(ky, kx)| w.source(oy, ox, ky, kx).is_some())
+        .count()
+}
+
+/// Average pooling; with `same` padding each window is divided by the number of real (not
+/// padded) elements under it, as in TensorFlow.
+pub fn avg_pool(w: &Window, input: &[f32], out: &mut [f32]) {
+    out.par_chunks_mut(out_image_len(w)).zip(input.par_chunks(image_len(w))).for_each(|(o, img)| {
+        let c = w.channels;
+        for oy in 0..w.out_h {
+            for ox in 0..w.out_w {
+                let dst = &mut o[(oy * w.out_w + ox) * c..][..c];
+                dst.fill(0.0);
+                for ky in 0..w.kernel_h {
+                    for kx in 0..w.kernel_w {
+                        let Some((y, x)) = w.source(oy, ox, ky, kx) else { continue };
+                        let src = &img[(y * w.width + x) * c..][..c];
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    }
+                }
+                let inv = 1.0 / window_count(w, oy, ox).max(1) as f32;
+                dst.iter_mut().for_each(|d| *d *= inv);
+            }
+        }
+    });
+}
+
+/// Gradient of average pooling. `input_grad` is overwritten.
+pub fn avg_pool_backward(w: &Window, grad_out: &[f32], input_grad: &mut [f32]) {
+    input_grad.par_chunks_mut(image_len(w)).zip(grad_out.par_chunks(out_image_len(w))).for_each(
+        |(gi, go)| {
+            let c = w.channels;
+            gi.fill(0.0);
+            for oy in 0..w.out_h {
+                for ox in 0..w.out_w {
+                    let inv = 1.0 / window_count(w, oy, ox).max(1) as f32;
+                    let g = &go[(oy * w.out_w + ox) * c..][..c];
+                    for ky in 0..w.kernel_h {
+                        for kx in 0..w.kernel_w {
+                            let Some((y, x)) = w.source(oy, ox, ky, kx) else { continue };
+                            let d = &mut gi[(y * w.width + x) * c..][..c];
+                            d.iter_mut().zip(g).for_each(|(d, g)| *d += g * inv);
+                        }
+                    }
+                }
+            }
+        },
+    );
+}

@@ -1,0 +1,225 @@
+//! 2-D convolution and pooling on channels-last (`[batch, height, width, channels]`) input.
+
+use std::sync::Arc;
+
+use crate::autograd::record;
+use crate::error::{Result, TensorError};
+use crate::kernels::conv::{axis_geometry, col2im, im2col, Padding, Window};
+use crate::kernels::matmul::{sgemm, MatRef};
+use crate::kernels::pool;
+use crate::kernels::reduce::column_sums;
+use crate::{DType, Tensor};
+
+/// Stride and padding of a convolution or pooling window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// `(vertical, horizontal)` step between windows.
+    pub strides: (usize, usize),
+    /// Border handling.
+    pub padding: Padding,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions { strides: (1, 1), padding: Padding::Valid }
+    }
+}
+
+fn window(op: &'static str, input: &Tensor, k: (usize, usize), o: Conv2dOptions) -> Result<Window> {
+    let &[batch, height, width, channels] = input.dims() else {
+        return Err(TensorError::InvalidShape {
+            op,
+            shape: input.dims().to_vec(),
+            reason: "expected [batch, height, width, channels]".into(),
+        });
+    };
+    if o.strides.0 == 0 || o.strides.1 == 0 || k.0 == 0 || k.1 == 0 {
+        return Err(TensorError::InvalidArgument {
+            op,
+            reason: format!("window {k:?} and strides {:?} must be positive", o.strides),
+        });
+    }
+    let too_small = || TensorError::InvalidShape {
+        op,
+        shape: input.dims().to_vec(),
+        reason: format!("a {}x{} window does not fit with {:?} padding", k.0, k.1, o.padding),
+    };
+    let (out_h, pad_top) = axis_geometry(height, k.0, o.strides.0, o.padding).ok_or_else(too_small)?;
+    let (out_w, pad_left) = axis_geometry(width, k.1, o.strides.1, o.padding).ok_or_else(too_small)?;
+    Ok(Window {
+        batch,
+        height,
+        width,
+        channels,
+        kernel_h: k.0,
+        kernel_w: k.1,
+        stride_h: o.strides.0,
+        stride_w: o.strides.1,
+        out_h,
+        out_w,
+        pad_top,
+        pad_left,
+    })
+}
+
+/// Whether the convolution reads each input pixel exactly once in order, so the input itself
+/// is its im2col matrix.
+fn is_pointwise(w: &Window) -> bool {
+    w.kernel_h == 1 && w.kernel_w == 1 && w.stride_h == 1 && w.stride_w == 1
+}
+
+fn check_conv_operands(input: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Result<usize> {
+    input.expect_dtype("conv2d", DType::F32)?;
+    kernel.expect_dtype("conv2d", DType::F32)?;
+    let &[_, _, kc, filters] = kernel.dims() else {
+        return Err(TensorError::InvalidShape {
+            op: "conv2d",
+            shape: kernel.dims().to_vec(),
+            reason: "the kernel must be [kernel_h, kernel_w, in_channels, filters]".into(),
+        });
+    };
+    if input.rank() == 4 && input.dims()[3] != kc {
+        return Err(TensorError::ShapeMismatch {
+            op: "conv2d",
+            lhs: input.dims().to_vec(),
+            rhs: kernel.dims().to_vec(),
+        });
+    }
+    if let Some(b) = bias {
+        b.expect_dtype("conv2d", DType::F32)?;
+        if b.dims() != [filters] {
+            return Err(TensorError::ShapeMismatch {
+                op: "conv2d bias",
+                lhs: kernel.dims().to_vec(),
+                rhs: b.dims().to_vec(),
+            });
+        }
+    }
+    Ok(filters)
+}
+
+impl Tensor {
+    /// 2-D convolution (cross-correlation, as in Keras) of a `[batch, height, width, channels]`
+    /// input with a `[kernel_h, kernel_w, channels, filters]` kernel and optional `[filters]`
+    /// bias, giving `[batch, out_h, out_w, filters]`.
+    ///
+    /// Runs as one matrix product over the unfolded windows (im2col).
+    ///
+    /// # Errors
+    /// Shape errors naming both shapes when input, kernel and bias disagree, or when the window
+    /// does not fit; an invalid-argument error for a zero stride.
+    pub fn conv2d(&self, kernel: &Tensor, bias: Option<&Tensor>, opts: Conv2dOptions) -> Result<Tensor> {
+        let filters = check_conv_operands(self, kernel, bias)?;
+        let w = window("conv2d", self, (kernel.dims()[0], kernel.dims()[1]), opts)?;
+        let input = self.f32_data("conv2d")?;
+        let kmat = kernel.f32_data("conv2d")?;
+        let (rows, patch) = (w.out_positions(), w.patch_len());
+        let mut out = vec![0.0f32; rows * filters];
+        let cols: Arc<Vec<f32>> = crate::threading::install(|| {
+            let cols = if is_pointwise(&w) {
+                input.to_vec()
+            } else {
+                let mut cols = vec![0.0f32; rows * patch];
+                im2col(&w, &input, &mut cols);
+                cols
+            };
+            let a = MatRef::row_major(&cols, rows, patch);
+            sgemm(a, MatRef::row_major(&kmat, patch, filters), &mut out, false);
+            Arc::new(cols)
+        });
+        if let Some(b) = bias {
+            let b = b.f32_data("conv2d")?;
+            out.chunks_mut(filters).for_each(|row| row.iter_mut().zip(b.iter()).for_each(|(o, b)| *o += b));
+        }
+        let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, filters])?;
+        let mut inputs = vec![self.clone(), kernel.clone()];
+        inputs.extend(bias.cloned());
+        Ok(record(out, "conv2d", inputs, move |inputs, g, needs| {
+            conv2d_backward(&w, &cols, inputs, g, needs)
+        }))
+    }
+
+    /// Max pooling over `[batch, height, width, channels]` with window `pool`. The gradient
+    /// goes to the first maximal element of each window; padding never wins.
+    ///
+    /// # Errors
+    /// As [`Tensor::conv2d`] for the input shape and window.
+    pub fn max_pool2d(&self, pool: (usize, usize), opts: Conv2dOptions) -> Result<Tensor> {
+        let w = window("max_pool2d", self, pool, opts)?;
+        let input = self.f32_data("max_pool2d")?;
+        let n_out = w.out_positions() * w.channels;
+        let (mut out, mut argmax) = (vec![0.0f32; n_out], vec![0u32; n_out]);
+        crate::threading::install(|| pool::max_pool(&w, &input, &mut out, &mut argmax));
+        let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, w.channels])?;
+        let in_shape = self.shape().clone();
+        Ok(record(out, "max_pool2d", vec![self.clone()], move |_, g, _| {
+            let g = g.f32_data("max_pool2d backward")?;
+            let mut gi = vec![0.0f32; in_shape.elem_count()];
+            crate::threading::install(|| pool::max_pool_backward(&w, &g, &argmax, &mut gi));
+            Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
+        }))
+    }
+
+    /// Average pooling; with `same` padding each window averages only the real elements.
+    ///
+    /// # Errors
+    /// As [`Tensor::max_pool2d`].
+    pub fn avg_pool2d(&self, pool: (usize, usize), opts: Conv2dOptions) -> Result<Tensor> {
+        let w = window("avg_pool2d", self, pool, opts)?;
+        let input = self.f32_data("avg_pool2d")?;
+        let mut out = vec![0.0f32; w.out_positions() * w.channels];
+        crate::threading::install(|| pool::avg_pool(&w, &input, &mut out));
+        let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, w.channels])?;
+        let in_shape = self.shape().clone();
+        Ok(record(out, "avg_pool2d", vec![self.clone()], move |_, g, _| {
+            let g = g.f32_data("avg_pool2d backward")?;
+            let mut gi = vec![0.0f32; in_shape.elem_count()];
+            crate::threading::install(|| pool::avg_pool_backward(&w, &g, &mut gi));
+            Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
+        }))
+    }
+}
+
+fn conv2d_backward(
+    w: &Window,
+    cols: &[f32],
+    inputs: &[Tensor],
+    g: &Tensor,
+    needs: &[bool],
+) -> Result<Vec<Option<Tensor>>> {
+    let kernel = &inputs[1];
+    let filters = kernel.dims()[3];
+    let (rows, patch) = (w.out_positions(), w.patch_len());
+    let g = g.f32_data("conv2d backward")?;
+    let gmat = MatRef::row_major(&g, rows, filters);
+    crate::threading::install(|| {
+        let g_input = if needs[0] {
+            let kmat = kernel.f32_data("conv2d backward")?;
+            let mut dcols = vec![0.0f32; rows * patch];
+            sgemm(gmat, MatRef::row_major(&kmat, patch, filters).t(), &mut dcols, false);
+            let gi = if is_pointwise(w) {
+                dcols
+            } else {
+                let mut gi = vec![0.0f32; inputs[0].elem_count()];
+                col2im(w, &dcols, &mut gi);
+                gi
+            };
+            Some(Tensor::from_vec(gi, inputs[0].shape().clone())?)
+        } else {
+            None
+        };
+        let g_kernel = if needs[1] {
+            let mut gk = vec![0.0f32; patch * filters];
+            sgemm(MatRef::row_major(cols, rows, patch).t(), gmat, &mut gk, false);
+            Some(Tensor::from_vec(gk, kernel.shape().clone())?)
+        } else {
+            None
+        };
+        let mut grads = vec![g_input, g_kernel];
+        if inputs.len() == 3 {
+            let gb = needs[2].then(|| Tensor::from_vec(column_sums(&g, rows, filters), [filters]));
+            grads.push(gb.transpose()?);
+        }
+        Ok(grads)
+    })
+}

@@ -1,0 +1,67 @@
+//! The thread pool every kernel runs on.
+//!
+//! The pool size comes from [`set_num_threads`], else from the `EDGEFLOW_NUM_THREADS`
+//! environment variable, else from the number of available cores. Kernels split work in a way
+//! that depends only on the sizes and the thread count, so a fixed thread count gives
+//! bit-identical results from run to run.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+/// Environment variable read for the default thread count.
+pub const NUM_THREADS_ENV: &str = "EDGEFLOW_NUM_THREADS";
+
+fn slot() -> &'static RwLock<Option<Arc<ThreadPool>>> {
+    static POOL: OnceLock<RwLock<Option<Arc<ThreadPool>>>> = OnceLock::new();
+    POOL.get_or_init(|| RwLock::new(None))
+}
+
+fn default_threads() -> usize {
+    std::env::var(NUM_THREADS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn build(threads: usize) -> Arc<ThreadPool> {
+    let pool = ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("edgeflow-{i}"))
+        .build()
+        // Building a pool fails only when the OS refuses to spawn threads.
+        .expect("the OS refused to start the edgeflow thread pool");
+    Arc::new(pool)
+}
+
+/// The pool kernels run on, created on first use.
+pub fn pool() -> Arc<ThreadPool> {
+    if let Some(p) = slot().read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        return p.clone();
+    }
+    let mut guard = slot().write().unwrap_or_else(|e| e.into_inner());
+    guard.get_or_insert_with(|| build(default_threads())).clone()
+}
+
+/// Sets the number of threads kernels use from now on (at least 1).
+pub fn set_num_threads(threads: usize) {
+    *slot().write().unwrap_or_else(|e| e.into_inner()) = Some(build(threads));
+}
+
+/// The number of threads kernels use.
+pub fn num_threads() -> usize {
+    pool().current_num_threads()
+}
+
+/// Runs `f` inside the kernel pool, so that rayon calls in it use that pool.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        // Already on a pool thread: nested work stays where it is.
+        return f();
+    }
+    pool().install(f)
+}
+
+/// Below this many floating-point operations a kernel stays on the calling thread.
+pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 15;
