@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod evaluate;
+pub mod inspect;
+pub mod predict;
+pub mod train;

@@ -1,0 +1,110 @@
+//! Opening the dataset a config or a flag names, and feeding it to `fit` as tensors.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use edgeflow_data::{ImageDataset, Normalization};
+use edgeflow_nn::{Dataset, NnError, Preprocessing};
+use edgeflow_tensor::Tensor;
+
+use crate::config::DataFormat;
+
+/// Where to get CIFAR-10, for error messages about a missing data folder.
+const CIFAR_HINT: &str = "CIFAR-10 as JPEG folders is in ../shared/datasets/cifar10-jpg of this \
+project; the official binary release (cifar-10-batches-bin) is at \
+https://www.cs.toronto.edu/~kriz/cifar.html";
+
+/// Loads the train and test splits.
+pub fn load_splits(path: &Path, format: DataFormat) -> Result<(ImageDataset, ImageDataset)> {
+    if !path.is_dir() {
+        bail!(
+            "data folder {} does not exist; expected {}. {CIFAR_HINT}",
+            path.display(),
+            expected_layout(format)
+        );
+    }
+    let loaded = match format {
+        DataFormat::ImageFolder => {
+            edgeflow_data::load_cifar10_jpg_cached(path, edgeflow_data::default_cache_dir())
+        }
+        DataFormat::Cifar10Binary => edgeflow_data::load_cifar_bin_dir(path),
+    };
+    loaded.with_context(|| {
+        format!(
+            "cannot load {} (expected {})",
+            path.display(),
+            expected_layout(format)
+        )
+    })
+}
+
+/// Guesses the format of a data folder from what it contains.
+pub fn detect_format(path: &Path) -> DataFormat {
+    if path.join(edgeflow_data::CIFAR_TEST_FILE).is_file() {
+        DataFormat::Cifar10Binary
+    } else {
+        DataFormat::ImageFolder
+    }
+}
+
+fn expected_layout(format: DataFormat) -> &'static str {
+    match format {
+        DataFormat::ImageFolder => "train/<class>/*.jpg and test/<class>/*.jpg (PNG also read)",
+        DataFormat::Cifar10Binary => "data_batch_1.bin ... data_batch_5.bin and test_batch.bin",
+    }
+}
+
+/// An image dataset seen through the model's preprocessing.
+pub struct ImageSource<'a> {
+    images: &'a ImageDataset,
+    scale: f32,
+    normalization: Option<Normalization>,
+}
+
+impl<'a> ImageSource<'a> {
+    /// Wraps `images`, applying `pre` to every batch.
+    pub fn new(images: &'a ImageDataset, pre: &Preprocessing) -> Result<Self> {
+        let normalization = if pre.mean.is_empty() && pre.std.is_empty() {
+            None
+        } else {
+            Some(Normalization::new(pre.mean.clone(), pre.std.clone())?)
+        };
+        Ok(ImageSource {
+            images,
+            scale: pre.scale,
+            normalization,
+        })
+    }
+
+    /// The f32 input batch `[n, height, width, channels]` of the images at `indices`.
+    pub fn inputs(&self, indices: &[usize]) -> Result<Tensor, NnError> {
+        let ds = self.images;
+        let mut buf = vec![0.0f32; indices.len() * ds.image_len()];
+        let fail = |e: edgeflow_data::DataError| NnError::Dataset(e.to_string());
+        ds.fill_batch_f32(indices, self.scale, &mut buf)
+            .map_err(fail)?;
+        if let Some(n) = &self.normalization {
+            n.apply(&mut buf).map_err(fail)?;
+        }
+        Tensor::from_vec(buf, [indices.len(), ds.height, ds.width, ds.channels])
+            .map_err(|e| NnError::Dataset(e.to_string()))
+    }
+}
+
+impl Dataset for ImageSource<'_> {
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor), NnError> {
+        // `inputs` checks the indices, so the label lookups below stay in range.
+        let x = self.inputs(indices)?;
+        let labels: Vec<i64> = indices
+            .iter()
+            .map(|&i| i64::from(self.images.labels[i]))
+            .collect();
+        let y = Tensor::from_vec(labels, [indices.len()])
+            .map_err(|e| NnError::Dataset(e.to_string()))?;
+        Ok((x, y))
+    }
+}
