@@ -3,39 +3,81 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use edgeflow_data::{ImageDataset, Normalization};
+use edgeflow_data::{ImageDataset, ImageFolderOptions, Normalization};
 use edgeflow_nn::{Dataset, NnError, Preprocessing};
 use edgeflow_tensor::Tensor;
 
 use crate::config::DataFormat;
+use crate::BadInput;
 
 /// Where to get CIFAR-10, for error messages about a missing data folder.
 const CIFAR_HINT: &str = "CIFAR-10 as JPEG folders is in ../shared/datasets/cifar10-jpg of this \
 project; the official binary release (cifar-10-batches-bin) is at \
 https://www.cs.toronto.edu/~kriz/cifar.html";
 
-/// Loads the train and test splits.
-pub fn load_splits(path: &Path, format: DataFormat) -> Result<(ImageDataset, ImageDataset)> {
+/// Loads the train and test splits. Image folders are read at the size of `input_shape`
+/// (`[height, width, 3]`); a dataset whose images do not have that shape is refused.
+pub fn load_splits(
+    path: &Path,
+    format: DataFormat,
+    input_shape: &[usize],
+) -> Result<(ImageDataset, ImageDataset)> {
     if !path.is_dir() {
-        bail!(
+        return Err(BadInput(format!(
             "data folder {} does not exist; expected {}. {CIFAR_HINT}",
             path.display(),
             expected_layout(format)
-        );
+        ))
+        .into());
     }
-    let loaded = match format {
-        DataFormat::ImageFolder => {
-            edgeflow_data::load_cifar10_jpg_cached(path, edgeflow_data::default_cache_dir())
-        }
-        DataFormat::Cifar10Binary => edgeflow_data::load_cifar_bin_dir(path),
-    };
-    loaded.with_context(|| {
+    let (train, test) = match format {
+        DataFormat::ImageFolder => load_image_folders(path, input_shape),
+        DataFormat::Cifar10Binary => edgeflow_data::load_cifar_bin_dir(path).map_err(Into::into),
+    }
+    .with_context(|| {
         format!(
             "cannot load {} (expected {})",
             path.display(),
             expected_layout(format)
         )
-    })
+    })?;
+
+    let shape = [train.height, train.width, train.channels];
+    if shape[..] != *input_shape {
+        return Err(BadInput(format!(
+            "{} holds images of shape {shape:?}, the model takes {input_shape:?}",
+            path.display()
+        ))
+        .into());
+    }
+    Ok((train, test))
+}
+
+/// `root/train` and `root/test` at the model's input size, through the decoded-image cache.
+fn load_image_folders(root: &Path, input_shape: &[usize]) -> Result<(ImageDataset, ImageDataset)> {
+    let size = match *input_shape {
+        [h, w, 3] => u32::try_from(h).ok().zip(u32::try_from(w).ok()),
+        _ => None,
+    };
+    let Some((height, width)) = size else {
+        bail!(
+            "image folders hold RGB images, but the model takes {input_shape:?}, not \
+             [height, width, 3]"
+        );
+    };
+    let options = ImageFolderOptions::with_size(height, width);
+    let cache = edgeflow_data::default_cache_dir();
+    let (train, _) = edgeflow_data::cached_image_folder(root.join("train"), &options, &cache)?;
+    let (test, _) = edgeflow_data::cached_image_folder(root.join("test"), &options, &cache)?;
+
+    if train.class_names != test.class_names {
+        return Err(BadInput(format!(
+            "class folders differ between train/ ({:?}) and test/ ({:?})",
+            train.class_names, test.class_names
+        ))
+        .into());
+    }
+    Ok((train, test))
 }
 
 /// Guesses the format of a data folder from what it contains.

@@ -63,11 +63,31 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-/// Exit codes: 1 for a failed run, 2 for bad usage (clap's own), 3 for bad input data or model
-/// files.
+/// Bad input data or a bad model file that no library error type describes: a missing data
+/// folder, data that does not fit the model, an image that cannot be classified. Exits with 3.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// The process exit code of a failed command:
+///
+/// - 1: the run failed, including a config file that cannot be read or parsed, or names an
+///   unknown layer, optimizer, loss or metric;
+/// - 2: bad usage of the command line (clap exits with it before any command runs);
+/// - 3: bad input data or model file: a missing or malformed data folder, an image that cannot
+///   be read or has the wrong size, data that does not fit the model, a model file that is
+///   missing, unreadable or not an edgeflow model.
 fn exit_code(err: &anyhow::Error) -> u8 {
     let is_input = err.chain().any(|e| {
-        e.is::<edgeflow_data::DataError>()
+        e.is::<BadInput>()
+            || e.is::<edgeflow_data::DataError>()
             || matches!(
                 e.downcast_ref::<edgeflow_nn::NnError>(),
                 Some(edgeflow_nn::NnError::ModelFile { .. } | edgeflow_nn::NnError::Io { .. })

@@ -13,7 +13,7 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum DataError {
     /// An I/O operation on a file or folder failed.
-    #[error("cannot {action} `{path}`: {source}")]
+    #[error("cannot {action} `{path}`")]
     Io {
         /// What was being done, e.g. "read" or "create".
         action: &'static str,

@@ -48,7 +48,7 @@ pub enum NnError {
         reason: String,
     },
     /// An I/O error on a named file.
-    #[error("{path}: {source}")]
+    #[error("cannot access {path}")]
     Io {
         /// The file.
         path: PathBuf,

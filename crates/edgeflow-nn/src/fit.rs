@@ -126,7 +126,12 @@ impl Sequential {
         opts: &FitOptions,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<History> {
-        let (compile, mut optimizer) = self.compiled.take().ok_or(NnError::NotCompiled("fit"))?;
+        let (compile, _) = self.compiled.as_ref().ok_or(NnError::NotCompiled("fit"))?;
+        // Callbacks see the model during training (a checkpoint saves it), so the compile
+        // settings stay in place, beside a fresh stand-in for the optimizer borrowed here.
+        let stand_in = Some((compile.clone(), Optimizer::new(compile.optimizer.clone())?));
+        let (compile, mut optimizer) =
+            std::mem::replace(&mut self.compiled, stand_in).ok_or(NnError::NotCompiled("fit"))?;
         let result = self.fit_inner(
             train,
             validation,
@@ -344,7 +349,10 @@ impl Sequential {
     /// # Errors
     /// [`NnError::Input`] naming the expected shape when `input` does not fit.
     pub fn predict(&self, input: &Tensor, batch_size: usize) -> Result<Tensor> {
-        let n = input.dims().first().copied().unwrap_or(0);
+        // Checked whole, so the error names the caller's shape rather than a batch's, and an
+        // empty input of the wrong shape is refused too.
+        self.check_input(input.dims())?;
+        let n = input.dims()[0];
         no_grad(|| {
             let mut outs = Vec::new();
             for idx in batch_indices(n, batch_size, None)? {

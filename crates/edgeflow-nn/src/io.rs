@@ -153,6 +153,11 @@ impl Sequential {
             .get("format_version")
             .and_then(|v| v.parse().ok())
             .ok_or("missing format version")?;
+        if version == 0 {
+            // Versions start at 1; the version is outside the checksum, so this also catches a
+            // flipped bit ('1' -> '0').
+            return Err("format version 0 does not exist (the file is corrupted)".into());
+        }
         if version > FORMAT_VERSION {
             return Err(format!(
                 "format version {version} is newer than this build reads ({FORMAT_VERSION})"

@@ -323,22 +323,30 @@ impl Sequential {
     /// # Errors
     /// [`NnError::Input`] naming the expected and actual shape; layer errors.
     pub fn forward(&self, input: &Tensor, ctx: &mut ForwardCtx) -> Result<Tensor> {
-        if input.rank() != self.input_shape.len() + 1 || input.dims()[1..] != self.input_shape[..] {
-            return Err(NnError::Input(format!(
-                "expected a batch of shape [batch, {}], got {:?}",
-                self.input_shape
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                input.dims()
-            )));
-        }
+        self.check_input(input.dims())?;
         let mut x = input.clone();
         for layer in &self.layers {
             x = layer.forward(&x, ctx)?;
         }
         Ok(x)
+    }
+
+    /// Checks that `dims` is `[batch, ...input_shape]`.
+    ///
+    /// # Errors
+    /// [`NnError::Input`] naming the expected and actual shape.
+    pub(crate) fn check_input(&self, dims: &[usize]) -> Result<()> {
+        if dims.len() != self.input_shape.len() + 1 || dims[1..] != self.input_shape[..] {
+            return Err(NnError::Input(format!(
+                "expected a batch of shape [batch, {}], got {dims:?}",
+                self.input_shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )));
+        }
+        Ok(())
     }
 
     /// A Keras-style table of layers, output shapes and parameter counts, with totals.

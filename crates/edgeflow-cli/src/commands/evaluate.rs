@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use edgeflow_nn::{ConfusionMatrix, Sequential};
 use serde_json::json;
 
 use crate::dataset::{detect_format, load_splits, ImageSource};
+use crate::BadInput;
 
 /// Options of `edgeflow evaluate`.
 #[derive(Debug, Args)]
@@ -29,14 +30,16 @@ pub struct EvaluateArgs {
 /// Runs the command.
 pub fn run(args: &EvaluateArgs) -> Result<()> {
     let model = Sequential::load(&args.model)?;
-    let (_, test) = load_splits(&args.data, detect_format(&args.data))?;
+    let format = detect_format(&args.data);
+    let (_, test) = load_splits(&args.data, format, model.input_shape())?;
     let names = &model.metadata.class_names;
     if !names.is_empty() && names != &test.class_names {
-        bail!(
+        return Err(BadInput(format!(
             "the model was trained on classes {names:?} but {} has {:?}",
             args.data.display(),
             test.class_names
-        );
+        ))
+        .into());
     }
     let eval = model.evaluate(
         &ImageSource::new(&test, &model.metadata.preprocessing)?,

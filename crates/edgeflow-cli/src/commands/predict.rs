@@ -9,6 +9,8 @@ use edgeflow_nn::Sequential;
 use edgeflow_tensor::Tensor;
 use serde_json::json;
 
+use crate::BadInput;
+
 /// Options of `edgeflow predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -31,13 +33,14 @@ fn load_input(model: &Sequential, path: &PathBuf) -> Result<Tensor> {
     let expected = model.input_shape();
     let shape = [img.height as usize, img.width as usize, 3];
     if expected != shape {
-        bail!(
+        return Err(BadInput(format!(
             "{}: image is {}x{}x3, the model takes {:?}",
             path.display(),
             img.height,
             img.width,
             expected
-        );
+        ))
+        .into());
     }
     let pre = &model.metadata.preprocessing;
     let mut x: Vec<f32> = img.pixels.iter().map(|&p| p as f32 * pre.scale).collect();
@@ -48,16 +51,20 @@ fn load_input(model: &Sequential, path: &PathBuf) -> Result<Tensor> {
 }
 
 /// Runs the command. Files that cannot be read are reported by name; the others are still
-/// answered, and the command then fails.
+/// answered, and the command then fails, as bad input if every failure was one.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let model = Sequential::load(&args.model)?;
     let mut failures = 0;
+    let mut input_failures = 0;
     for path in &args.files {
         let probs =
             match load_input(&model, path).and_then(|x| Ok(model.predict(&x, 1)?.to_vec_f32()?)) {
                 Ok(p) => p,
                 Err(e) => {
                     failures += 1;
+                    if crate::exit_code(&e) == 3 {
+                        input_failures += 1;
+                    }
                     report_failure(args.json, path, &e);
                     continue;
                 }
@@ -89,10 +96,14 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         }
     }
     if failures > 0 {
-        bail!(
+        let message = format!(
             "{failures} of {} files could not be classified",
             args.files.len()
         );
+        if input_failures == failures {
+            return Err(BadInput(message).into());
+        }
+        bail!(message);
     }
     Ok(())
 }

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use edgeflow_data::ImageDataset;
-use edgeflow_nn::{Callback, FitOptions, History, ModelMetadata, Preprocessing, Sequential};
+use edgeflow_nn::{Callback, FitOptions, History, Loss, ModelMetadata, Preprocessing, Sequential};
 use serde_json::json;
 
 use crate::config::TrainConfig;
@@ -48,13 +48,30 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-fn limit(ds: ImageDataset, n: Option<usize>, seed: u64) -> Result<ImageDataset> {
+fn limit(ds: ImageDataset, n: Option<usize>, seed: u64, flag: &str) -> Result<ImageDataset> {
     match n {
+        Some(0) => bail!("{flag} must be at least 1"),
         Some(n) if n < ds.len() => {
             Ok(ds.subset(&edgeflow_data::take_shuffled(ds.len(), n, seed))?)
         }
         _ => Ok(ds),
     }
+}
+
+/// Refuses a model whose output cannot represent the dataset's classes.
+fn check_classes(model: &Sequential, loss: &Loss, classes: &[String]) -> Result<()> {
+    let sparse = matches!(loss, Loss::SparseCategoricalCrossentropy { .. });
+    let units = model.output_shape().last().copied().unwrap_or(0);
+    if sparse && units != classes.len() {
+        bail!(
+            "the last layer has {units} outputs but the data has {} classes ({}); set the \
+             units of the last Dense layer to {}",
+            classes.len(),
+            classes.join(", "),
+            classes.len()
+        );
+    }
+    Ok(())
 }
 
 /// Runs the command.
@@ -64,9 +81,13 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
     let seed = config.fit.seed;
 
     let load_start = Instant::now();
-    let (train, test) = load_splits(&config.data.path, config.data.format)?;
-    let train = limit(train, args.limit_train, seed)?;
-    let test = limit(test, args.limit_test, seed.wrapping_add(1))?;
+    let (train, test) = load_splits(
+        &config.data.path,
+        config.data.format,
+        &config.model.input_shape,
+    )?;
+    let train = limit(train, args.limit_train, seed, "--limit-train")?;
+    let test = limit(test, args.limit_test, seed.wrapping_add(1), "--limit-test")?;
     tracing::info!(
         train = train.len(),
         test = test.len(),
@@ -77,6 +98,7 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
     let mut model = Sequential::from_architecture(&config.model, seed)
         .with_context(|| format!("{}: [model]", args.config.display()))?;
     let (optimizer, loss, metrics) = config.compile_parts()?;
+    check_classes(&model, &loss, &train.class_names)?;
     model.compile(optimizer, loss, metrics)?;
     model.metadata = ModelMetadata {
         class_names: train.class_names.clone(),

@@ -13,7 +13,7 @@ use edgeflow_tensor::{Rng, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use self::batchnorm::BatchNormalizationConfig;
-pub use self::conv::{Conv2DConfig, Pooling2DConfig};
+pub use self::conv::{Conv2DConfig, PaddingConfig, Pooling2DConfig};
 pub use self::core::{ActivationConfig, DropoutConfig};
 pub use self::dense::DenseConfig;
 use crate::error::Result;
