@@ -100,7 +100,8 @@ impl Sequential {
             .collect();
         let mut by_name = refs.clone();
         by_name.sort_by(|a, b| a.0.cmp(&b.0));
-        let sum = checksum(&[&arch, &meta, &compile], &by_name);
+        let version = FORMAT_VERSION.to_string();
+        let sum = checksum(&[FORMAT, &version, &arch, &meta, &compile], &by_name);
         let header: HashMap<String, String> = [
             ("format".to_string(), FORMAT.to_string()),
             ("format_version".into(), FORMAT_VERSION.to_string()),
@@ -154,8 +155,6 @@ impl Sequential {
             .and_then(|v| v.parse().ok())
             .ok_or("missing format version")?;
         if version == 0 {
-            // Versions start at 1; the version is outside the checksum, so this also catches a
-            // flipped bit ('1' -> '0').
             return Err("format version 0 does not exist (the file is corrupted)".into());
         }
         if version > FORMAT_VERSION {
@@ -172,7 +171,14 @@ impl Sequential {
             (get("architecture")?, get("metadata")?, get("compile")?);
         let st =
             SafeTensors::deserialize(bytes).map_err(|e| format!("damaged tensor data: {e}"))?;
-        verify_checksum(&st, &[arch_json, meta_json, compile_json], get("checksum")?)?;
+        let texts = [
+            FORMAT,
+            get("format_version")?,
+            arch_json,
+            meta_json,
+            compile_json,
+        ];
+        verify_checksum(&st, &texts, get("checksum")?)?;
 
         let arch: Architecture =
             serde_json::from_str(arch_json).map_err(|e| format!("bad architecture: {e}"))?;

@@ -8,9 +8,13 @@ use crate::kernels::elementwise::{map, zip_map};
 use crate::Tensor;
 
 /// Runs `f` over the elements of `x` into a new tensor of the same shape.
-fn map_tensor(op: &'static str, x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Result<Tensor> {
+fn map_tensor(
+    op: &'static str,
+    x: &Tensor,
+    f: impl Fn(f32) -> f32 + Sync + Send,
+) -> Result<Tensor> {
     let data = x.f32_data(op)?;
-    let mut out = vec![0.0; data.len()];
+    let mut out = crate::buffer::take(data.len());
     crate::threading::install(|| map(&data, &mut out, f));
     Tensor::from_vec(out, x.shape().clone())
 }
@@ -23,7 +27,7 @@ fn zip_tensor(
     f: impl Fn(f32, f32) -> f32 + Sync + Send,
 ) -> Result<Tensor> {
     let (x, y) = (a.f32_data(op)?, b.f32_data(op)?);
-    let mut out = vec![0.0; x.len()];
+    let mut out = crate::buffer::take(x.len());
     crate::threading::install(|| zip_map(&x, &y, &mut out, f));
     Tensor::from_vec(out, a.shape().clone())
 }
@@ -37,7 +41,9 @@ fn unary_by_input(
 ) -> Result<Tensor> {
     let out = map_tensor(op, x, f)?;
     Ok(record(out, op, vec![x.clone()], move |inputs, g, _| {
-        Ok(vec![Some(zip_tensor(op, g, &inputs[0], move |g, x| g * d(x))?)])
+        Ok(vec![Some(zip_tensor(op, g, &inputs[0], move |g, x| {
+            g * d(x)
+        })?)])
     }))
 }
 
@@ -110,12 +116,18 @@ fn gelu_grad(x: f32) -> f32 {
 }
 
 impl Tensor {
-    /// `max(x, 0)`; the gradient at exactly 0 is 0.
+    /// `max(x, 0)`; NaN stays NaN (so a diverged value is not hidden); the gradient at exactly
+    /// 0 is 0.
     ///
     /// # Errors
     /// A dtype error for non-f32 input (as for every op below).
     pub fn relu(&self) -> Result<Tensor> {
-        unary_by_output("relu", self, |x| x.max(0.0), |y| if y > 0.0 { 1.0 } else { 0.0 })
+        unary_by_output(
+            "relu",
+            self,
+            |x| if x < 0.0 { 0.0 } else { x },
+            |y| if y > 0.0 { 1.0 } else { 0.0 },
+        )
     }
 
     /// The logistic function `1 / (1 + exp(-x))`, computed without overflow.
@@ -239,7 +251,12 @@ mod tests {
     #[test]
     fn erf_matches_known_values() {
         // Values from standard tables (Abramowitz & Stegun, table 7.1).
-        for (x, e) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (2.0, 0.995_322_3)] {
+        for (x, e) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (2.0, 0.995_322_3),
+        ] {
             assert!((erf(x) - e).abs() < 1e-6, "erf({x}) = {} vs {e}", erf(x));
             assert!((erf(-x) + e).abs() < 1e-6);
         }
