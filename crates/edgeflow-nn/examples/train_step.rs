@@ -1,6 +1,7 @@
 //! Times training steps of the CIFAR-10 reference CNN on random data.
 //!
-//! `cargo run --release -p edgeflow-nn --example train_step -- [steps]`
+//! `cargo run --release -p edgeflow-nn --example train_step -- [steps]`; add
+//! `--features profile` for a per-op table.
 use std::time::Instant;
 
 use edgeflow_nn::{
@@ -37,6 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = Tensor::rand_uniform([n, 32, 32, 3], 0.0, 1.0, &mut rng);
     let y = Tensor::from_vec((0..n).map(|i| (i % 10) as i64).collect::<Vec<_>>(), [n])?;
     let data = TensorDataset::new(x, y)?;
+    #[cfg(feature = "profile")]
+    edgeflow_tensor::profile::reset();
     let t = Instant::now();
     let opts = FitOptions {
         epochs: 1,
@@ -51,5 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         n as f64 / s,
         s / steps as f64 * 1563.0
     );
+    #[cfg(feature = "profile")]
+    println!("{}", edgeflow_tensor::profile::report());
     Ok(())
 }

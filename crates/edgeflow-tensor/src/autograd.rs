@@ -59,13 +59,19 @@ pub(crate) fn record(
         + Sync
         + 'static,
 ) -> Tensor {
+    #[cfg(feature = "profile")]
+    crate::profile::forward_done(name);
     if !is_grad_enabled() || !inputs.iter().any(Tensor::requires_grad) {
         return out;
     }
     let mut out = out;
     let inner = Arc::make_mut(&mut out.inner);
     inner.requires_grad = true;
-    inner.node = Some(Arc::new(Node { name, inputs, backward: Box::new(backward) }));
+    inner.node = Some(Arc::new(Node {
+        name,
+        inputs,
+        backward: Box::new(backward),
+    }));
     out
 }
 
@@ -132,13 +138,19 @@ fn backward_from(root: &Tensor, seed: Tensor) -> Result<Gradients> {
     let mut leaves = Gradients::default();
 
     for tensor in order.iter().rev() {
-        let Some(grad) = pending.remove(&tensor.id()) else { continue };
+        let Some(grad) = pending.remove(&tensor.id()) else {
+            continue;
+        };
         let Some(node) = &tensor.inner.node else {
             leaves.map.insert(tensor.id(), grad);
             continue;
         };
         let needs: Vec<bool> = node.inputs.iter().map(Tensor::requires_grad).collect();
+        #[cfg(feature = "profile")]
+        let started = std::time::Instant::now();
         let grads = (node.backward)(&node.inputs, &grad, &needs)?;
+        #[cfg(feature = "profile")]
+        crate::profile::backward_done(node.name, started.elapsed());
         for ((input, g), need) in node.inputs.iter().zip(grads).zip(needs) {
             let Some(g) = g else { continue };
             if !need {

@@ -37,6 +37,14 @@ pub enum Storage {
     I64(Vec<i64>),
 }
 
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Storage::F32(v) = self {
+            crate::buffer::recycle(std::mem::take(v));
+        }
+    }
+}
+
 impl Storage {
     pub(crate) fn dtype(&self) -> DType {
         match self {

@@ -17,10 +17,13 @@
 #![warn(missing_docs)]
 
 mod autograd;
+mod buffer;
 mod dtype;
 mod error;
 pub mod kernels;
 mod ops;
+#[cfg(feature = "profile")]
+pub mod profile;
 mod rng;
 mod shape;
 mod tensor;

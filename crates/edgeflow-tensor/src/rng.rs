@@ -50,14 +50,18 @@ impl Tensor {
     /// An f32 tensor of samples uniform in `[low, high)`.
     pub fn rand_uniform(shape: impl Into<Shape>, low: f32, high: f32, rng: &mut Rng) -> Tensor {
         let shape = shape.into();
-        let data = (0..shape.elem_count()).map(|_| low + (high - low) * rng.uniform()).collect();
+        let data = (0..shape.elem_count())
+            .map(|_| low + (high - low) * rng.uniform())
+            .collect();
         Tensor::from_storage(crate::dtype::Storage::F32(data), shape)
     }
 
     /// An f32 tensor of normal samples with the given mean and standard deviation.
     pub fn rand_normal(shape: impl Into<Shape>, mean: f32, std: f32, rng: &mut Rng) -> Tensor {
         let shape = shape.into();
-        let data = (0..shape.elem_count()).map(|_| mean + std * rng.normal()).collect();
+        let data = (0..shape.elem_count())
+            .map(|_| mean + std * rng.normal())
+            .collect();
         Tensor::from_storage(crate::dtype::Storage::F32(data), shape)
     }
 }

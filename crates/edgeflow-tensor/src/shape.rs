@@ -44,7 +44,11 @@ impl Shape {
         let rank = self.rank() as isize;
         let resolved = if axis < 0 { axis + rank } else { axis };
         if resolved < 0 || resolved >= rank {
-            return Err(TensorError::AxisOutOfRange { op, axis, rank: self.rank() });
+            return Err(TensorError::AxisOutOfRange {
+                op,
+                axis,
+                rank: self.rank(),
+            });
         }
         Ok(resolved as usize)
     }

@@ -123,7 +123,10 @@ impl Tensor {
 
     /// `0, 1, ..., n-1` as f32.
     pub fn arange(n: usize) -> Self {
-        Self::from_storage(Storage::F32((0..n).map(|i| i as f32).collect()), Shape::new(vec![n]))
+        Self::from_storage(
+            Storage::F32((0..n).map(|i| i as f32).collect()),
+            Shape::new(vec![n]),
+        )
     }
 
     /// The unique id of this tensor (shared by its clones).
@@ -189,7 +192,9 @@ impl Tensor {
     pub fn with_requires_grad(self, requires_grad: bool) -> Self {
         let mut inner = Arc::unwrap_or_clone(self.inner);
         inner.requires_grad = requires_grad;
-        Tensor { inner: Arc::new(inner) }
+        Tensor {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The same data cut loose from the graph: no gradient flows through the result.
@@ -199,10 +204,13 @@ impl Tensor {
         inner.requires_grad = false;
         inner.node = None;
         inner.softmax_logits = None;
-        Tensor { inner: Arc::new(inner) }
+        Tensor {
+            inner: Arc::new(inner),
+        }
     }
 
-    /// The logits this tensor is the softmax of, when it was made by [`Tensor::softmax`].
+    /// The logits this tensor is the softmax of, when it was made by [`Tensor::softmax`] over
+    /// the last axis.
     pub fn softmax_logits(&self) -> Option<&Tensor> {
         self.inner.softmax_logits.as_ref()
     }
@@ -241,7 +249,12 @@ impl Tensor {
             expected: T::DTYPE,
             actual: self.dtype(),
         })?;
-        Ok(gather_strided(all, self.dims(), &self.inner.strides, self.inner.offset))
+        Ok(gather_strided(
+            all,
+            self.dims(),
+            &self.inner.strides,
+            self.inner.offset,
+        ))
     }
 
     /// The f32 elements in row-major order, copied.
@@ -303,11 +316,16 @@ impl Tensor {
                 actual: self.dtype(),
             });
         }
-        if !self.is_contiguous() || self.inner.offset != 0 || self.inner.storage.len() != self.elem_count() {
+        if !self.is_contiguous()
+            || self.inner.offset != 0
+            || self.inner.storage.len() != self.elem_count()
+        {
             let id = self.id();
             let requires_grad = self.requires_grad();
             let mut fresh = Tensor::from_vec(self.to_vec_f32()?, self.shape().clone())?;
-            Arc::get_mut(&mut fresh.inner).expect("fresh tensor is unshared").id = id;
+            Arc::get_mut(&mut fresh.inner)
+                .expect("fresh tensor is unshared")
+                .id = id;
             *self = fresh.with_requires_grad(requires_grad);
         }
         let inner = Arc::make_mut(&mut self.inner);
@@ -344,7 +362,11 @@ impl Tensor {
     /// Checks the dtype, naming `op` in the error.
     pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
         if self.dtype() != dtype {
-            return Err(TensorError::DTypeMismatch { op, expected: dtype, actual: self.dtype() });
+            return Err(TensorError::DTypeMismatch {
+                op,
+                expected: dtype,
+                actual: self.dtype(),
+            });
         }
         Ok(())
     }
@@ -379,8 +401,11 @@ pub(crate) fn gather_strided<T: Copy>(
     let mut index = vec![0usize; dims.len()];
     loop {
         let base: usize = offset + index.iter().zip(strides).map(|(i, s)| i * s).sum::<usize>();
-        let step = strides[last];
-        out.extend((0..dims[last]).map(|j| all[base + j * step]));
+        match strides[last] {
+            1 => out.extend_from_slice(&all[base..base + dims[last]]),
+            0 => out.extend(std::iter::repeat_n(all[base], dims[last])),
+            step => out.extend((0..dims[last]).map(|j| all[base + j * step])),
+        }
         // Advance the multi-index over all but the last dimension.
         let mut d = last;
         loop {

@@ -128,7 +128,7 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
     }
     let history = model.fit(&train_src, None, &opts, &mut callbacks)?;
 
-    let eval = model.evaluate(&test_src, config.fit.batch_size.max(256))?;
+    let eval = model.evaluate(&test_src, config.fit.batch_size)?;
     let accuracy = eval.metric("accuracy");
     if !args.quiet {
         let acc = accuracy

@@ -226,9 +226,12 @@ impl Layer for Conv2D {
             padding: self.config.padding.into(),
         };
         let bias = self.params.get(1).map(|p| &p.value);
-        let y = input
-            .conv2d(&self.params[0].value, bias, opts)
-            .ctx(&self.name)?;
+        let kernel = &self.params[0].value;
+        if self.config.activation == Activation::Relu {
+            // One fused op: the relu costs no extra pass over the output.
+            return input.conv2d_relu(kernel, bias, opts).ctx(&self.name);
+        }
+        let y = input.conv2d(kernel, bias, opts).ctx(&self.name)?;
         self.config.activation.apply(&y).ctx(&self.name)
     }
 

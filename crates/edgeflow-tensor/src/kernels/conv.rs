@@ -106,7 +106,7 @@ fn im2col_image(w: &Window, img: &[f32], dst: &mut [f32]) {
                 if y < w.height && x0 < w.width && x0 + w.kernel_w <= w.width {
                     // The whole kernel row lies inside the image: one contiguous copy.
                     let start = (y * w.width + x0) * c;
-                    seg.copy_from_slice(&img[start..start + run]);
+                    copy_run(seg, &img[start..start + run]);
                     continue;
                 }
                 for kx in 0..w.kernel_w {
@@ -118,6 +118,25 @@ fn im2col_image(w: &Window, img: &[f32], dst: &mut [f32]) {
                 }
             }
         }
+    }
+}
+
+/// Copies a short run. Runs of a few floats (a 3x3 window over RGB is 9) are the common case
+/// of a network's first layer, and a `memcpy` call per run would cost more than the copy.
+#[inline]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
+        if let (Ok(d), Ok(s)) = (<&mut [f32; N]>::try_from(dst), <&[f32; N]>::try_from(src)) {
+            *d = *s;
+        }
+    }
+    match dst.len() {
+        3 => fixed::<3>(dst, src),
+        6 => fixed::<6>(dst, src),
+        9 => fixed::<9>(dst, src),
+        12 => fixed::<12>(dst, src),
+        15 => fixed::<15>(dst, src),
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -162,7 +181,9 @@ pub fn conv2d_reference(w: &Window, input: &[f32], kernel: &[f32], filters: usiz
                     let mut acc = 0.0f64;
                     for ky in 0..w.kernel_h {
                         for kx in 0..w.kernel_w {
-                            let Some((y, x)) = w.source(oy, ox, ky, kx) else { continue };
+                            let Some((y, x)) = w.source(oy, ox, ky, kx) else {
+                                continue;
+                            };
                             for ch in 0..w.channels {
                                 let i = ((b * w.height + y) * w.width + x) * w.channels + ch;
                                 let k = ((ky * w.kernel_w + kx) * w.channels + ch) * filters + f;

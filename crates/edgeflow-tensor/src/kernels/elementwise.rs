@@ -12,20 +12,28 @@ pub fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
         out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
         return;
     }
-    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, x)| {
-        o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
-    });
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(o, x)| {
+            o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+        });
 }
 
 /// `out[i] = f(a[i], b[i])` for equal-length slices.
 pub fn zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
     if a.len() < PARALLEL_MIN_WORK {
-        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y));
+        out.iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(o, (&x, &y))| *o = f(x, y));
         return;
     }
-    out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(
-        |(o, (a, b))| o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y)),
-    );
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (a, b))| {
+            o.iter_mut()
+                .zip(a.iter().zip(b))
+                .for_each(|(o, (&x, &y))| *o = f(x, y))
+        });
 }
 
 /// A strided operand of a broadcast map.
@@ -73,8 +81,27 @@ pub fn broadcast_map(
         }
     };
     if out.len() < PARALLEL_MIN_WORK {
-        out.chunks_mut(row).enumerate().for_each(|(r, o)| do_row(r, o));
+        out.chunks_mut(row)
+            .enumerate()
+            .for_each(|(r, o)| do_row(r, o));
     } else {
-        out.par_chunks_mut(row).enumerate().for_each(|(r, o)| do_row(r, o));
+        out.par_chunks_mut(row)
+            .enumerate()
+            .for_each(|(r, o)| do_row(r, o));
+    }
+}
+
+/// `x = max(x, 0)` in place; NaN stays NaN.
+pub fn relu_in_place(x: &mut [f32]) {
+    let f = |v: &mut f32| {
+        if *v < 0.0 {
+            *v = 0.0
+        }
+    };
+    if x.len() < PARALLEL_MIN_WORK {
+        x.iter_mut().for_each(f);
+    } else {
+        x.par_chunks_mut(CHUNK)
+            .for_each(|c| c.iter_mut().for_each(f));
     }
 }

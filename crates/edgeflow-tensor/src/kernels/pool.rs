@@ -28,21 +28,39 @@ fn max_pool_image(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u32]) 
             let base = (oy * w.out_w + ox) * c;
             let o = &mut out[base..base + c];
             let a = &mut argmax[base..base + c];
-            o.fill(f32::NEG_INFINITY);
-            a.fill(u32::MAX);
+            let mut first = true;
             for ky in 0..w.kernel_h {
                 for kx in 0..w.kernel_w {
-                    let Some((y, x)) = w.source(oy, ox, ky, kx) else { continue };
+                    let Some((y, x)) = w.source(oy, ox, ky, kx) else {
+                        continue;
+                    };
                     let src = (y * w.width + x) * c;
-                    for ch in 0..c {
-                        let v = img[src + ch];
-                        // A NaN wins over any number, so that it propagates instead of vanishing.
-                        if a[ch] == u32::MAX || v > o[ch] || (v.is_nan() && !o[ch].is_nan()) {
-                            o[ch] = v;
-                            a[ch] = (src + ch) as u32;
-                        }
+                    let v = &img[src..src + c];
+                    if first {
+                        o.copy_from_slice(v);
+                        a.iter_mut().zip(src as u32..).for_each(|(a, i)| *a = i);
+                        first = false;
+                        continue;
+                    }
+                    // Branch-free select so the loop vectorizes. A NaN wins (it propagates
+                    // instead of vanishing); among equal values the first tap stays.
+                    let lanes = o
+                        .iter_mut()
+                        .zip(a.iter_mut())
+                        .zip(v.iter().zip(src as u32..));
+                    for ((o, a), (&v, i)) in lanes {
+                        // All ones where `v` wins; blending with masks keeps LLVM from turning
+                        // the selects back into conditional scalar stores.
+                        let mask = 0u32.wrapping_sub(u32::from((v > *o) | v.is_nan()));
+                        *o = f32::from_bits((v.to_bits() & mask) | (o.to_bits() & !mask));
+                        *a = (i & mask) | (*a & !mask);
                     }
                 }
+            }
+            if first {
+                // No tap inside the input; `same` padding never produces this.
+                o.fill(f32::NEG_INFINITY);
+                a.fill(u32::MAX);
             }
         }
     }
@@ -76,30 +94,36 @@ fn window_count(w: &Window, oy: usize, ox: usize) -> usize {
 /// Average pooling; with `same` padding each window is divided by the number of real (not
 /// padded) elements under it, as in TensorFlow.
 pub fn avg_pool(w: &Window, input: &[f32], out: &mut [f32]) {
-    out.par_chunks_mut(out_image_len(w)).zip(input.par_chunks(image_len(w))).for_each(|(o, img)| {
-        let c = w.channels;
-        for oy in 0..w.out_h {
-            for ox in 0..w.out_w {
-                let dst = &mut o[(oy * w.out_w + ox) * c..][..c];
-                dst.fill(0.0);
-                for ky in 0..w.kernel_h {
-                    for kx in 0..w.kernel_w {
-                        let Some((y, x)) = w.source(oy, ox, ky, kx) else { continue };
-                        let src = &img[(y * w.width + x) * c..][..c];
-                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+    out.par_chunks_mut(out_image_len(w))
+        .zip(input.par_chunks(image_len(w)))
+        .for_each(|(o, img)| {
+            let c = w.channels;
+            for oy in 0..w.out_h {
+                for ox in 0..w.out_w {
+                    let dst = &mut o[(oy * w.out_w + ox) * c..][..c];
+                    dst.fill(0.0);
+                    for ky in 0..w.kernel_h {
+                        for kx in 0..w.kernel_w {
+                            let Some((y, x)) = w.source(oy, ox, ky, kx) else {
+                                continue;
+                            };
+                            let src = &img[(y * w.width + x) * c..][..c];
+                            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                        }
                     }
+                    let inv = 1.0 / window_count(w, oy, ox).max(1) as f32;
+                    dst.iter_mut().for_each(|d| *d *= inv);
                 }
-                let inv = 1.0 / window_count(w, oy, ox).max(1) as f32;
-                dst.iter_mut().for_each(|d| *d *= inv);
             }
-        }
-    });
+        });
 }
 
 /// Gradient of average pooling. `input_grad` is overwritten.
 pub fn avg_pool_backward(w: &Window, grad_out: &[f32], input_grad: &mut [f32]) {
-    input_grad.par_chunks_mut(image_len(w)).zip(grad_out.par_chunks(out_image_len(w))).for_each(
-        |(gi, go)| {
+    input_grad
+        .par_chunks_mut(image_len(w))
+        .zip(grad_out.par_chunks(out_image_len(w)))
+        .for_each(|(gi, go)| {
             let c = w.channels;
             gi.fill(0.0);
             for oy in 0..w.out_h {
@@ -108,13 +132,14 @@ pub fn avg_pool_backward(w: &Window, grad_out: &[f32], input_grad: &mut [f32]) {
                     let g = &go[(oy * w.out_w + ox) * c..][..c];
                     for ky in 0..w.kernel_h {
                         for kx in 0..w.kernel_w {
-                            let Some((y, x)) = w.source(oy, ox, ky, kx) else { continue };
+                            let Some((y, x)) = w.source(oy, ox, ky, kx) else {
+                                continue;
+                            };
                             let d = &mut gi[(y * w.width + x) * c..][..c];
                             d.iter_mut().zip(g).for_each(|(d, g)| *d += g * inv);
                         }
                     }
                 }
             }
-        },
-    );
+        });
 }

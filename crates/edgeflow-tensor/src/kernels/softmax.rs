@@ -9,9 +9,13 @@ fn for_rows(x: &[f32], cols: usize, out: &mut [f32], f: impl Fn(&[f32], &mut [f3
         return;
     }
     if x.len() < PARALLEL_MIN_WORK {
-        x.chunks(cols).zip(out.chunks_mut(cols)).for_each(|(x, o)| f(x, o));
+        x.chunks(cols)
+            .zip(out.chunks_mut(cols))
+            .for_each(|(x, o)| f(x, o));
     } else {
-        x.par_chunks(cols).zip(out.par_chunks_mut(cols)).for_each(|(x, o)| f(x, o));
+        x.par_chunks(cols)
+            .zip(out.par_chunks_mut(cols))
+            .for_each(|(x, o)| f(x, o));
     }
 }
 

@@ -30,7 +30,7 @@ fn apply(op: BinOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.expect_dtype(name, DType::F32)?;
     b.expect_dtype(name, DType::F32)?;
     let shape = broadcast_shape(name, a.shape(), b.shape())?;
-    let mut out = vec![0.0f32; shape.elem_count()];
+    let mut out = crate::buffer::take(shape.elem_count());
     let f = move |x: f32, y: f32| match op {
         BinOp::Add => x + y,
         BinOp::Sub => x - y,
@@ -44,15 +44,26 @@ fn apply(op: BinOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         } else {
             let sa = broadcast_strides(a.shape(), a.strides(), &shape);
             let sb = broadcast_strides(b.shape(), b.strides(), &shape);
-            let da = Strided { data: f32_storage(a), offset: a.offset(), strides: &sa };
-            let db = Strided { data: f32_storage(b), offset: b.offset(), strides: &sb };
+            let da = Strided {
+                data: f32_storage(a),
+                offset: a.offset(),
+                strides: &sa,
+            };
+            let db = Strided {
+                data: f32_storage(b),
+                offset: b.offset(),
+                strides: &sb,
+            };
             broadcast_map(shape.dims(), da, db, &mut out, f);
         }
     });
     let out = Tensor::from_vec(out, shape)?;
-    Ok(record(out, name, vec![a.clone(), b.clone()], move |inputs, g, needs| {
-        binary_backward(op, inputs, g, needs)
-    }))
+    Ok(record(
+        out,
+        name,
+        vec![a.clone(), b.clone()],
+        move |inputs, g, needs| binary_backward(op, inputs, g, needs),
+    ))
 }
 
 fn f32_storage(t: &Tensor) -> &[f32] {

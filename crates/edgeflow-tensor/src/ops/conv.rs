@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::autograd::record;
+use crate::buffer::Scratch;
 use crate::error::{Result, TensorError};
 use crate::kernels::conv::{axis_geometry, col2im, im2col, Padding, Window};
 use crate::kernels::matmul::{sgemm, MatRef};
@@ -21,7 +22,10 @@ pub struct Conv2dOptions {
 
 impl Default for Conv2dOptions {
     fn default() -> Self {
-        Conv2dOptions { strides: (1, 1), padding: Padding::Valid }
+        Conv2dOptions {
+            strides: (1, 1),
+            padding: Padding::Valid,
+        }
     }
 }
 
@@ -33,6 +37,14 @@ fn window(op: &'static str, input: &Tensor, k: (usize, usize), o: Conv2dOptions)
             reason: "expected [batch, height, width, channels]".into(),
         });
     };
+    if channels == 0 {
+        // The kernels split their work per image and per output pixel, both empty here.
+        return Err(TensorError::InvalidShape {
+            op,
+            shape: input.dims().to_vec(),
+            reason: "expected at least one channel".into(),
+        });
+    }
     if o.strides.0 == 0 || o.strides.1 == 0 || k.0 == 0 || k.1 == 0 {
         return Err(TensorError::InvalidArgument {
             op,
@@ -42,10 +54,15 @@ fn window(op: &'static str, input: &Tensor, k: (usize, usize), o: Conv2dOptions)
     let too_small = || TensorError::InvalidShape {
         op,
         shape: input.dims().to_vec(),
-        reason: format!("a {}x{} window does not fit with {:?} padding", k.0, k.1, o.padding),
+        reason: format!(
+            "a {}x{} window does not fit with {:?} padding",
+            k.0, k.1, o.padding
+        ),
     };
-    let (out_h, pad_top) = axis_geometry(height, k.0, o.strides.0, o.padding).ok_or_else(too_small)?;
-    let (out_w, pad_left) = axis_geometry(width, k.1, o.strides.1, o.padding).ok_or_else(too_small)?;
+    let (out_h, pad_top) =
+        axis_geometry(height, k.0, o.strides.0, o.padding).ok_or_else(too_small)?;
+    let (out_w, pad_left) =
+        axis_geometry(width, k.1, o.strides.1, o.padding).ok_or_else(too_small)?;
     Ok(Window {
         batch,
         height,
@@ -108,35 +125,28 @@ impl Tensor {
     /// # Errors
     /// Shape errors naming both shapes when input, kernel and bias disagree, or when the window
     /// does not fit; an invalid-argument error for a zero stride.
-    pub fn conv2d(&self, kernel: &Tensor, bias: Option<&Tensor>, opts: Conv2dOptions) -> Result<Tensor> {
-        let filters = check_conv_operands(self, kernel, bias)?;
-        let w = window("conv2d", self, (kernel.dims()[0], kernel.dims()[1]), opts)?;
-        let input = self.f32_data("conv2d")?;
-        let kmat = kernel.f32_data("conv2d")?;
-        let (rows, patch) = (w.out_positions(), w.patch_len());
-        let mut out = vec![0.0f32; rows * filters];
-        let cols: Arc<Vec<f32>> = crate::threading::install(|| {
-            let cols = if is_pointwise(&w) {
-                input.to_vec()
-            } else {
-                let mut cols = vec![0.0f32; rows * patch];
-                im2col(&w, &input, &mut cols);
-                cols
-            };
-            let a = MatRef::row_major(&cols, rows, patch);
-            sgemm(a, MatRef::row_major(&kmat, patch, filters), &mut out, false);
-            Arc::new(cols)
-        });
-        if let Some(b) = bias {
-            let b = b.f32_data("conv2d")?;
-            out.chunks_mut(filters).for_each(|row| row.iter_mut().zip(b.iter()).for_each(|(o, b)| *o += b));
-        }
-        let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, filters])?;
-        let mut inputs = vec![self.clone(), kernel.clone()];
-        inputs.extend(bias.cloned());
-        Ok(record(out, "conv2d", inputs, move |inputs, g, needs| {
-            conv2d_backward(&w, &cols, inputs, g, needs)
-        }))
+    pub fn conv2d(
+        &self,
+        kernel: &Tensor,
+        bias: Option<&Tensor>,
+        opts: Conv2dOptions,
+    ) -> Result<Tensor> {
+        conv2d_impl(self, kernel, bias, opts, false)
+    }
+
+    /// `relu(conv2d(...))` in one op: the activation is applied in place on the convolution's
+    /// output and folded into its backward pass, saving a pass over the largest tensors of a
+    /// CNN and their memory.
+    ///
+    /// # Errors
+    /// As [`Tensor::conv2d`].
+    pub fn conv2d_relu(
+        &self,
+        kernel: &Tensor,
+        bias: Option<&Tensor>,
+        opts: Conv2dOptions,
+    ) -> Result<Tensor> {
+        conv2d_impl(self, kernel, bias, opts, true)
     }
 
     /// Max pooling over `[batch, height, width, channels]` with window `pool`. The gradient
@@ -148,16 +158,21 @@ impl Tensor {
         let w = window("max_pool2d", self, pool, opts)?;
         let input = self.f32_data("max_pool2d")?;
         let n_out = w.out_positions() * w.channels;
-        let (mut out, mut argmax) = (vec![0.0f32; n_out], vec![0u32; n_out]);
+        let (mut out, mut argmax) = (crate::buffer::take(n_out), vec![0u32; n_out]);
         crate::threading::install(|| pool::max_pool(&w, &input, &mut out, &mut argmax));
         let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, w.channels])?;
         let in_shape = self.shape().clone();
-        Ok(record(out, "max_pool2d", vec![self.clone()], move |_, g, _| {
-            let g = g.f32_data("max_pool2d backward")?;
-            let mut gi = vec![0.0f32; in_shape.elem_count()];
-            crate::threading::install(|| pool::max_pool_backward(&w, &g, &argmax, &mut gi));
-            Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
-        }))
+        Ok(record(
+            out,
+            "max_pool2d",
+            vec![self.clone()],
+            move |_, g, _| {
+                let g = g.f32_data("max_pool2d backward")?;
+                let mut gi = crate::buffer::take(in_shape.elem_count());
+                crate::threading::install(|| pool::max_pool_backward(&w, &g, &argmax, &mut gi));
+                Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
+            },
+        ))
     }
 
     /// Average pooling; with `same` padding each window averages only the real elements.
@@ -167,17 +182,114 @@ impl Tensor {
     pub fn avg_pool2d(&self, pool: (usize, usize), opts: Conv2dOptions) -> Result<Tensor> {
         let w = window("avg_pool2d", self, pool, opts)?;
         let input = self.f32_data("avg_pool2d")?;
-        let mut out = vec![0.0f32; w.out_positions() * w.channels];
+        let mut out = crate::buffer::take(w.out_positions() * w.channels);
         crate::threading::install(|| pool::avg_pool(&w, &input, &mut out));
         let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, w.channels])?;
         let in_shape = self.shape().clone();
-        Ok(record(out, "avg_pool2d", vec![self.clone()], move |_, g, _| {
-            let g = g.f32_data("avg_pool2d backward")?;
-            let mut gi = vec![0.0f32; in_shape.elem_count()];
-            crate::threading::install(|| pool::avg_pool_backward(&w, &g, &mut gi));
-            Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
-        }))
+        Ok(record(
+            out,
+            "avg_pool2d",
+            vec![self.clone()],
+            move |_, g, _| {
+                let g = g.f32_data("avg_pool2d backward")?;
+                let mut gi = crate::buffer::take(in_shape.elem_count());
+                crate::threading::install(|| pool::avg_pool_backward(&w, &g, &mut gi));
+                Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
+            },
+        ))
     }
+}
+
+fn conv2d_impl(
+    input_t: &Tensor,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    opts: Conv2dOptions,
+    relu: bool,
+) -> Result<Tensor> {
+    let filters = check_conv_operands(input_t, kernel, bias)?;
+    let w = window(
+        "conv2d",
+        input_t,
+        (kernel.dims()[0], kernel.dims()[1]),
+        opts,
+    )?;
+    let input = input_t.f32_data("conv2d")?;
+    let kmat = kernel.f32_data("conv2d")?;
+    let (rows, patch) = (w.out_positions(), w.patch_len());
+    // Start from the bias in every row and let the product accumulate onto it.
+    let mut out = crate::buffer::take(rows * filters);
+    let cols: Arc<Scratch> = crate::threading::install(|| -> Result<Arc<Scratch>> {
+        if let Some(b) = bias {
+            let b = b.f32_data("conv2d")?;
+            fill_rows(&mut out, &b);
+        }
+        let cols = if is_pointwise(&w) {
+            Scratch(input.to_vec())
+        } else {
+            let mut cols = Scratch::take(rows * patch);
+            im2col(&w, &input, &mut cols);
+            cols
+        };
+        let a = MatRef::row_major(&cols, rows, patch);
+        sgemm(
+            a,
+            MatRef::row_major(&kmat, patch, filters),
+            &mut out,
+            bias.is_some(),
+        );
+        if relu {
+            crate::kernels::elementwise::relu_in_place(&mut out);
+        }
+        Ok(Arc::new(cols))
+    })?;
+    let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, filters])?;
+    let mut inputs = vec![input_t.clone(), kernel.clone()];
+    inputs.extend(bias.cloned());
+    let name = if relu { "conv2d_relu" } else { "conv2d" };
+    // The output is kept (it shares the buffer, no copy) to mask the gradient of the relu.
+    let saved = relu.then(|| out.detach());
+    Ok(record(
+        out,
+        name,
+        inputs,
+        move |inputs, g, needs| match &saved {
+            Some(y) => {
+                let masked = relu_mask(g, y)?;
+                conv2d_backward(&w, &cols, inputs, &masked, needs)
+            }
+            None => conv2d_backward(&w, &cols, inputs, g, needs),
+        },
+    ))
+}
+
+/// The gradient `g` where the relu output `y` is positive, zero elsewhere.
+fn relu_mask(g: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let (gd, yd) = (
+        g.f32_data("conv2d_relu backward")?,
+        y.f32_data("conv2d_relu backward")?,
+    );
+    let mut out = crate::buffer::take(gd.len());
+    crate::threading::install(|| {
+        crate::kernels::elementwise::zip_map(
+            &gd,
+            &yd,
+            &mut out,
+            |g, y| if y > 0.0 { g } else { 0.0 },
+        )
+    });
+    Tensor::from_vec(out, g.shape().clone())
+}
+
+/// Writes `row` into every row of `out` (a `[rows, row.len()]` matrix), in parallel.
+fn fill_rows(out: &mut [f32], row: &[f32]) {
+    use rayon::prelude::*;
+    let per_task = row.len() * 1024;
+    out.par_chunks_mut(per_task.max(1)).for_each(|block| {
+        block
+            .chunks_exact_mut(row.len())
+            .for_each(|r| r.copy_from_slice(row));
+    });
 }
 
 fn conv2d_backward(
@@ -195,12 +307,17 @@ fn conv2d_backward(
     crate::threading::install(|| {
         let g_input = if needs[0] {
             let kmat = kernel.f32_data("conv2d backward")?;
-            let mut dcols = vec![0.0f32; rows * patch];
-            sgemm(gmat, MatRef::row_major(&kmat, patch, filters).t(), &mut dcols, false);
+            let mut dcols = Scratch::take(rows * patch);
+            sgemm(
+                gmat,
+                MatRef::row_major(&kmat, patch, filters).t(),
+                &mut dcols,
+                false,
+            );
             let gi = if is_pointwise(w) {
-                dcols
+                std::mem::take(&mut dcols.0)
             } else {
-                let mut gi = vec![0.0f32; inputs[0].elem_count()];
+                let mut gi = crate::buffer::take(inputs[0].elem_count());
                 col2im(w, &dcols, &mut gi);
                 gi
             };
@@ -209,8 +326,13 @@ fn conv2d_backward(
             None
         };
         let g_kernel = if needs[1] {
-            let mut gk = vec![0.0f32; patch * filters];
-            sgemm(MatRef::row_major(cols, rows, patch).t(), gmat, &mut gk, false);
+            let mut gk = crate::buffer::take(patch * filters);
+            sgemm(
+                MatRef::row_major(cols, rows, patch).t(),
+                gmat,
+                &mut gk,
+                false,
+            );
             Some(Tensor::from_vec(gk, kernel.shape().clone())?)
         } else {
             None

@@ -15,17 +15,30 @@ fn along_axis(
 ) -> Result<(Tensor, usize)> {
     let ax = x.shape().axis(op, axis)?;
     let last = x.rank() - 1;
-    let moved = if ax == last { x.detach() } else { x.detach().transpose(ax as isize, -1)? };
+    let moved = if ax == last {
+        x.detach()
+    } else {
+        x.detach().transpose(ax as isize, -1)?
+    };
     let data = moved.f32_data(op)?;
     let cols = moved.dims()[last];
-    let mut out = vec![0.0f32; data.len()];
+    let mut out = crate::buffer::take(data.len());
     crate::threading::install(|| kernel(&data, cols, &mut out));
     let out = Tensor::from_vec(out, moved.shape().clone())?;
-    let out = if ax == last { out } else { out.transpose(ax as isize, -1)?.contiguous() };
+    let out = if ax == last {
+        out
+    } else {
+        out.transpose(ax as isize, -1)?.contiguous()
+    };
     Ok((out, ax))
 }
 
-fn labels_as_indices(op: &'static str, labels: &Tensor, rows: usize, classes: usize) -> Result<Vec<usize>> {
+fn labels_as_indices(
+    op: &'static str,
+    labels: &Tensor,
+    rows: usize,
+    classes: usize,
+) -> Result<Vec<usize>> {
     labels.expect_dtype(op, DType::I64)?;
     if labels.elem_count() != rows {
         return Err(TensorError::InvalidShape {
@@ -40,7 +53,12 @@ fn labels_as_indices(op: &'static str, labels: &Tensor, rows: usize, classes: us
         .enumerate()
         .map(|(position, l)| {
             if l < 0 || l as usize >= classes {
-                Err(TensorError::IndexOutOfRange { op, index: l, position, limit: classes })
+                Err(TensorError::IndexOutOfRange {
+                    op,
+                    index: l,
+                    position,
+                    limit: classes,
+                })
             } else {
                 Ok(l as usize)
             }
@@ -60,8 +78,8 @@ fn rows_and_classes(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
 }
 
 impl Tensor {
-    /// Softmax along `axis`, stable for any finite input. The result remembers its input, so a
-    /// cross-entropy on it can use the exact logits.
+    /// Softmax along `axis`, stable for any finite input. Along the last axis the result
+    /// remembers its input, so a cross-entropy on it can use the exact logits.
     ///
     /// # Errors
     /// An axis error; a dtype error for non-f32 input.
@@ -74,7 +92,12 @@ impl Tensor {
             let s = gy.sum_axis(ax as isize, true)?;
             Ok(vec![Some(gy.sub(&saved.mul(&s)?)?)])
         });
-        std::sync::Arc::make_mut(&mut out.inner).softmax_logits = Some(self.clone());
+        // Only a softmax over the last axis is what a cross-entropy on `[batch, classes]`
+        // recomputes from the logits; over any other axis the probabilities must be used as
+        // they are.
+        if ax == self.rank() - 1 {
+            std::sync::Arc::make_mut(&mut out.inner).softmax_logits = Some(self.clone());
+        }
         Ok(out)
     }
 
@@ -85,11 +108,16 @@ impl Tensor {
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
         let (out, ax) = along_axis("log_softmax", self, axis, log_softmax_rows)?;
         let saved = out.clone();
-        Ok(record(out, "log_softmax", vec![self.clone()], move |_, g, _| {
-            // dx = g - softmax(x) * sum(g)
-            let s = g.sum_axis(ax as isize, true)?;
-            Ok(vec![Some(g.sub(&saved.exp()?.mul(&s)?)?)])
-        }))
+        Ok(record(
+            out,
+            "log_softmax",
+            vec![self.clone()],
+            move |_, g, _| {
+                // dx = g - softmax(x) * sum(g)
+                let s = g.sum_axis(ax as isize, true)?;
+                Ok(vec![Some(g.sub(&saved.exp()?.mul(&s)?)?)])
+            },
+        ))
     }
 
     /// Per-sample cross-entropy `logsumexp(z) - z[label]` of `[batch, classes]` logits and
@@ -103,7 +131,11 @@ impl Tensor {
         let idx = labels_as_indices(OP, labels, rows, classes)?;
         let mut logp = vec![0.0f32; rows * classes];
         log_softmax_rows(&self.f32_data(OP)?, classes, &mut logp);
-        let loss: Vec<f32> = idx.iter().enumerate().map(|(r, &l)| -logp[r * classes + l]).collect();
+        let loss: Vec<f32> = idx
+            .iter()
+            .enumerate()
+            .map(|(r, &l)| -logp[r * classes + l])
+            .collect();
         let out = Tensor::from_vec(loss, [rows])?;
         Ok(record(out, OP, vec![self.clone()], move |_, g, _| {
             // d/dz = softmax(z) - onehot(label), scaled by each sample's output gradient.
@@ -111,7 +143,9 @@ impl Tensor {
             let mut gz: Vec<f32> = logp.iter().map(|&lp| lp.exp()).collect();
             for (r, &l) in idx.iter().enumerate() {
                 gz[r * classes + l] -= 1.0;
-                gz[r * classes..(r + 1) * classes].iter_mut().for_each(|v| *v *= g[r]);
+                gz[r * classes..(r + 1) * classes]
+                    .iter_mut()
+                    .for_each(|v| *v *= g[r]);
             }
             Ok(vec![Some(Tensor::from_vec(gz, [rows, classes])?)])
         }))
@@ -134,7 +168,11 @@ impl Tensor {
         const OP: &str = "sparse_cross_entropy";
         let (rows, classes) = rows_and_classes(OP, self)?;
         let idx = labels_as_indices(OP, labels, rows, classes)?;
-        let flat: Vec<usize> = idx.iter().enumerate().map(|(r, &l)| r * classes + l).collect();
+        let flat: Vec<usize> = idx
+            .iter()
+            .enumerate()
+            .map(|(r, &l)| r * classes + l)
+            .collect();
         let picked = self.reshape([rows * classes])?.select_rows(&flat)?;
         picked.clamp(epsilon, 1.0 - epsilon)?.log()?.neg()
     }
@@ -177,8 +215,9 @@ impl Tensor {
             return Ok(self.clone());
         }
         let keep = 1.0 / (1.0 - rate);
-        let mask: Vec<f32> =
-            (0..self.elem_count()).map(|_| if rng.uniform() < rate { 0.0 } else { keep }).collect();
+        let mask: Vec<f32> = (0..self.elem_count())
+            .map(|_| if rng.uniform() < rate { 0.0 } else { keep })
+            .collect();
         self.mul(&Tensor::from_vec(mask, self.shape().clone())?)
     }
 }

@@ -24,16 +24,21 @@ impl Tensor {
         let ax = self.shape().axis("sum_axis", axis)?;
         let data = self.f32_data("sum_axis")?;
         let (outer, n, inner) = self.shape().split_at_axis(ax);
-        let mut out = vec![0.0; outer * inner];
+        let mut out = crate::buffer::take(outer * inner);
         crate::threading::install(|| sum_axis(&data, outer, n, inner, &mut out));
         let out = Tensor::from_vec(out, reduced_shape(self.shape(), ax, keepdim))?;
         let kept = reduced_shape(self.shape(), ax, true);
         let in_shape = self.shape().clone();
-        Ok(record(out, "sum_axis", vec![self.clone()], move |_, g, _| {
-            // Every input element contributed once: spread the gradient back along the axis.
-            let g = g.reshape(kept.clone())?;
-            Ok(vec![Some(g.broadcast_to(&in_shape)?)])
-        }))
+        Ok(record(
+            out,
+            "sum_axis",
+            vec![self.clone()],
+            move |_, g, _| {
+                // Every input element contributed once: spread the gradient back along the axis.
+                let g = g.reshape(kept.clone())?;
+                Ok(vec![Some(g.broadcast_to(&in_shape)?)])
+            },
+        ))
     }
 
     /// Sum of all elements, as a rank-0 tensor.
@@ -82,17 +87,22 @@ impl Tensor {
         let (vals, idx) = max_axis(&data, outer, n, inner);
         let out = Tensor::from_vec(vals, reduced_shape(self.shape(), ax, keepdim))?;
         let in_shape = self.shape().clone();
-        Ok(record(out, "max_axis", vec![self.clone()], move |_, g, _| {
-            let g = g.f32_data("max_axis backward")?;
-            let mut gi = vec![0.0; in_shape.elem_count()];
-            for o in 0..outer {
-                for j in 0..inner {
-                    let k = o * inner + j;
-                    gi[(o * n + idx[k] as usize) * inner + j] += g[k];
+        Ok(record(
+            out,
+            "max_axis",
+            vec![self.clone()],
+            move |_, g, _| {
+                let g = g.f32_data("max_axis backward")?;
+                let mut gi = crate::buffer::zeros(in_shape.elem_count());
+                for o in 0..outer {
+                    for j in 0..inner {
+                        let k = o * inner + j;
+                        gi[(o * n + idx[k] as usize) * inner + j] += g[k];
+                    }
                 }
-            }
-            Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
-        }))
+                Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
+            },
+        ))
     }
 
     /// Index of the first maximum along `axis`, as an i64 tensor without that axis.

@@ -27,7 +27,9 @@ impl Tensor {
         let strides = shape.contiguous_strides();
         let out = src.view(shape, strides, src.offset());
         let in_shape = self.shape().clone();
-        Ok(record(out, "reshape", vec![src], move |_, g, _| Ok(vec![Some(g.reshape(in_shape.clone())?)])))
+        Ok(record(out, "reshape", vec![src], move |_, g, _| {
+            Ok(vec![Some(g.reshape(in_shape.clone())?)])
+        }))
     }
 
     /// `[d0, d1, ...]` to `[d0, d1 * ...]`: what Keras' `Flatten` does to a batch.
@@ -71,9 +73,12 @@ impl Tensor {
         };
         let out = Tensor::from_vec(data, shape.clone())?;
         let in_shape = self.shape().clone();
-        Ok(record(out, "broadcast_to", vec![self.clone()], move |_, g, _| {
-            Ok(vec![Some(g.sum_to_shape(&in_shape)?)])
-        }))
+        Ok(record(
+            out,
+            "broadcast_to",
+            vec![self.clone()],
+            move |_, g, _| Ok(vec![Some(g.sum_to_shape(&in_shape)?)]),
+        ))
     }
 
     /// Swaps two axes, as a view.
@@ -81,7 +86,10 @@ impl Tensor {
     /// # Errors
     /// An axis error when either axis is out of range.
     pub fn transpose(&self, a: isize, b: isize) -> Result<Tensor> {
-        let (a, b) = (self.shape().axis("transpose", a)?, self.shape().axis("transpose", b)?);
+        let (a, b) = (
+            self.shape().axis("transpose", a)?,
+            self.shape().axis("transpose", b)?,
+        );
         let mut axes: Vec<usize> = (0..self.rank()).collect();
         axes.swap(a, b);
         self.permute(&axes)
@@ -94,7 +102,9 @@ impl Tensor {
     pub fn permute(&self, axes: &[usize]) -> Result<Tensor> {
         let mut seen = vec![false; self.rank()];
         let valid = axes.len() == self.rank()
-            && axes.iter().all(|&a| a < self.rank() && !std::mem::replace(&mut seen[a], true));
+            && axes
+                .iter()
+                .all(|&a| a < self.rank() && !std::mem::replace(&mut seen[a], true));
         if !valid {
             return Err(TensorError::InvalidArgument {
                 op: "permute",
@@ -108,9 +118,12 @@ impl Tensor {
         for (i, &a) in axes.iter().enumerate() {
             inverse[a] = i;
         }
-        Ok(record(out, "permute", vec![self.clone()], move |_, g, _| {
-            Ok(vec![Some(g.permute(&inverse)?.contiguous())])
-        }))
+        Ok(record(
+            out,
+            "permute",
+            vec![self.clone()],
+            move |_, g, _| Ok(vec![Some(g.permute(&inverse)?.contiguous())]),
+        ))
     }
 
     /// Elements `start..start + len` along `axis`, as a view.
@@ -145,10 +158,12 @@ impl Tensor {
     /// An invalid-argument error for an empty list, a shape mismatch naming the first pair that
     /// disagrees off the axis.
     pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or_else(|| TensorError::InvalidArgument {
-            op: "concat",
-            reason: "no tensors to join".into(),
-        })?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| TensorError::InvalidArgument {
+                op: "concat",
+                reason: "no tensors to join".into(),
+            })?;
         let ax = first.shape().axis("concat", axis)?;
         for t in tensors {
             first.expect_dtype("concat", DType::F32)?;
@@ -166,7 +181,10 @@ impl Tensor {
         let mut dims = first.dims().to_vec();
         dims[ax] = sizes.iter().sum();
         let (outer, _, inner) = Shape::new(dims.clone()).split_at_axis(ax);
-        let parts: Vec<Vec<f32>> = tensors.iter().map(Tensor::to_vec_f32).collect::<Result<_>>()?;
+        let parts: Vec<Vec<f32>> = tensors
+            .iter()
+            .map(Tensor::to_vec_f32)
+            .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(dims.iter().product());
         for o in 0..outer {
             for (p, &s) in parts.iter().zip(&sizes) {
@@ -174,15 +192,24 @@ impl Tensor {
             }
         }
         let out = Tensor::from_vec(out, dims)?;
-        Ok(record(out, "concat", tensors.to_vec(), move |_, g, needs| {
-            let mut start = 0;
-            let mut grads = Vec::with_capacity(sizes.len());
-            for (&s, &need) in sizes.iter().zip(needs) {
-                grads.push(if need { Some(g.narrow(ax as isize, start, s)?.contiguous()) } else { None });
-                start += s;
-            }
-            Ok(grads)
-        }))
+        Ok(record(
+            out,
+            "concat",
+            tensors.to_vec(),
+            move |_, g, needs| {
+                let mut start = 0;
+                let mut grads = Vec::with_capacity(sizes.len());
+                for (&s, &need) in sizes.iter().zip(needs) {
+                    grads.push(if need {
+                        Some(g.narrow(ax as isize, start, s)?.contiguous())
+                    } else {
+                        None
+                    });
+                    start += s;
+                }
+                Ok(grads)
+            },
+        ))
     }
 
     /// Rows of `self` along axis 0 at `indices` (a batch of samples), for any dtype.
@@ -227,15 +254,22 @@ impl Tensor {
         let out = Tensor::from_storage(storage, Shape::new(dims));
         let idx = indices.to_vec();
         let in_shape = self.shape().clone();
-        Ok(record(out, "select_rows", vec![self.clone()], move |_, g, _| {
-            let g = g.f32_data("select_rows backward")?;
-            let mut gi = vec![0.0; in_shape.elem_count()];
-            for (k, &i) in idx.iter().enumerate() {
-                let dst = &mut gi[i * row..(i + 1) * row];
-                dst.iter_mut().zip(&g[k * row..(k + 1) * row]).for_each(|(d, s)| *d += s);
-            }
-            Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
-        }))
+        Ok(record(
+            out,
+            "select_rows",
+            vec![self.clone()],
+            move |_, g, _| {
+                let g = g.f32_data("select_rows backward")?;
+                let mut gi = vec![0.0; in_shape.elem_count()];
+                for (k, &i) in idx.iter().enumerate() {
+                    let dst = &mut gi[i * row..(i + 1) * row];
+                    dst.iter_mut()
+                        .zip(&g[k * row..(k + 1) * row])
+                        .for_each(|(d, s)| *d += s);
+                }
+                Ok(vec![Some(Tensor::from_vec(gi, in_shape.clone())?)])
+            },
+        ))
     }
 
     /// Embedding lookup: rows of the `[vocab, dim]` table `self` at the i64 `ids` of any shape,
@@ -257,7 +291,12 @@ impl Tensor {
         let mut idx = Vec::with_capacity(raw.len());
         for (pos, &id) in raw.iter().enumerate() {
             if id < 0 || id as usize >= vocab {
-                return Err(TensorError::IndexOutOfRange { op: "embedding", index: id, position: pos, limit: vocab });
+                return Err(TensorError::IndexOutOfRange {
+                    op: "embedding",
+                    index: id,
+                    position: pos,
+                    limit: vocab,
+                });
             }
             idx.push(id as usize);
         }
