@@ -18,7 +18,54 @@ pub fn max_pool(w: &Window, input: &[f32], out: &mut [f32], argmax: &mut [u32]) 
     out.par_chunks_mut(out_image_len(w))
         .zip(argmax.par_chunks_mut(out_image_len(w)))
         .zip(input.par_chunks(image_len(w)))
-        .for_each(|((o, a), img)| max_pool_image(w, img, o, a));
+        .for_each(|((o, a), img)| {
+            if is_plain_2x2(w) {
+                max_pool_2x2_image(w, img, o, a)
+            } else {
+                max_pool_image(w, img, o, a)
+            }
+        });
+}
+
+/// The common case, 2x2 windows with stride 2 and no padding, has a loop of its own.
+fn is_plain_2x2(w: &Window) -> bool {
+    (w.kernel_h, w.kernel_w, w.stride_h, w.stride_w, w.pad_top, w.pad_left) == (2, 2, 2, 2, 0, 0)
+        && 2 * w.out_h <= w.height
+        && 2 * w.out_w <= w.width
+}
+
+/// `max_pool_image` for [`is_plain_2x2`] windows: every tap is inside the image, so the four
+/// taps are read at fixed offsets without bounds logic.
+fn max_pool_2x2_image(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+    let c = w.channels;
+    let row = w.width * c;
+    for oy in 0..w.out_h {
+        for ox in 0..w.out_w {
+            let base = (oy * w.out_w + ox) * c;
+            let (o, a) = (&mut out[base..base + c], &mut argmax[base..base + c]);
+            let i00 = (2 * oy * w.width + 2 * ox) * c;
+            let taps = [i00, i00 + c, i00 + row, i00 + row + c];
+            o.copy_from_slice(&img[i00..i00 + c]);
+            a.iter_mut().zip(i00 as u32..).for_each(|(a, i)| *a = i);
+            for &t in &taps[1..] {
+                blend_max(o, a, &img[t..t + c], t);
+            }
+        }
+    }
+}
+
+/// Takes each lane of `v` (input index `src + lane`) where it beats `o`. A NaN wins, so that it
+/// propagates instead of vanishing; among equal values the earlier tap stays.
+#[inline]
+fn blend_max(o: &mut [f32], a: &mut [u32], v: &[f32], src: usize) {
+    let lanes = o.iter_mut().zip(a.iter_mut()).zip(v.iter().zip(src as u32..));
+    for ((o, a), (&v, i)) in lanes {
+        // All ones where `v` wins; blending with masks keeps LLVM from turning the selects
+        // back into conditional scalar stores.
+        let mask = 0u32.wrapping_sub(u32::from((v > *o) | v.is_nan()));
+        *o = f32::from_bits((v.to_bits() & mask) | (o.to_bits() & !mask));
+        *a = (i & mask) | (*a & !mask);
+    }
 }
 
 fn max_pool_image(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u32]) {
@@ -42,19 +89,7 @@ fn max_pool_image(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u32]) 
                         first = false;
                         continue;
                     }
-                    // Branch-free select so the loop vectorizes. A NaN wins (it propagates
-                    // instead of vanishing); among equal values the first tap stays.
-                    let lanes = o
-                        .iter_mut()
-                        .zip(a.iter_mut())
-                        .zip(v.iter().zip(src as u32..));
-                    for ((o, a), (&v, i)) in lanes {
-                        // All ones where `v` wins; blending with masks keeps LLVM from turning
-                        // the selects back into conditional scalar stores.
-                        let mask = 0u32.wrapping_sub(u32::from((v > *o) | v.is_nan()));
-                        *o = f32::from_bits((v.to_bits() & mask) | (o.to_bits() & !mask));
-                        *a = (i & mask) | (*a & !mask);
-                    }
+                    blend_max(o, a, v, src);
                 }
             }
             if first {
