@@ -28,8 +28,9 @@ pub use error::{NnError, Result};
 pub use fit::{Evaluation, FitOptions};
 pub use io::{FORMAT, FORMAT_VERSION};
 pub use layers::{
-    BatchNormalizationConfig, Conv2DConfig, DenseConfig, DropoutConfig, ForwardCtx, Layer,
-    LayerConfig, Pooling2DConfig,
+    BatchNormalizationConfig, BidirectionalConfig, Conv2DConfig, DenseConfig, DropoutConfig,
+    EmbeddingConfig, ForwardCtx, GruConfig, Layer, LayerConfig, LstmConfig, MaskingConfig,
+    MergeMode, PaddingConfig, Pooling2DConfig, RecurrentConfig, SimpleRnnConfig, Stream,
 };
 pub use loss::Loss;
 pub use metrics::{ConfusionMatrix, Metric};

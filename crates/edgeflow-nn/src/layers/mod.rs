@@ -5,17 +5,26 @@
 //! `forward`.
 
 mod batchnorm;
+mod bidirectional;
+mod cell;
 mod conv;
 mod core;
 mod dense;
+mod recurrent;
+mod sequence;
+mod stream;
 
 use edgeflow_tensor::{Rng, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use self::batchnorm::BatchNormalizationConfig;
+pub use self::bidirectional::{BidirectionalConfig, MergeMode};
 pub use self::conv::{Conv2DConfig, PaddingConfig, Pooling2DConfig};
 pub use self::core::{ActivationConfig, DropoutConfig};
 pub use self::dense::DenseConfig;
+pub use self::recurrent::{GruConfig, LstmConfig, RecurrentConfig, SimpleRnnConfig};
+pub use self::sequence::{EmbeddingConfig, MaskingConfig};
+pub use self::stream::Stream;
 use crate::error::Result;
 
 /// A trainable or state tensor of a layer.
@@ -57,6 +66,12 @@ pub struct ForwardCtx {
     /// New values of non-trainable state (moving statistics), keyed by `layer/param`, applied
     /// by the caller after the step.
     pub state_updates: Vec<(String, Tensor)>,
+    /// The sequence mask of the batch, `[batch, seq_len]` f32: 1 for a real step, 0 for
+    /// padding. Set by `Embedding` (with `mask_zero`) and `Masking`; read by the recurrent
+    /// layers (a padded step keeps the state) and `GlobalAveragePooling1D` (mean over the
+    /// real steps); cleared by the layers that remove the time axis. Per-step layers such as
+    /// `Dense` pass it on untouched. `None`: every step is real.
+    pub mask: Option<Tensor>,
 }
 
 impl ForwardCtx {
@@ -66,6 +81,7 @@ impl ForwardCtx {
             training: false,
             rng: Rng::seed(0),
             state_updates: Vec::new(),
+            mask: None,
         }
     }
 
@@ -75,6 +91,7 @@ impl ForwardCtx {
             training: true,
             rng,
             state_updates: Vec::new(),
+            mask: None,
         }
     }
 }
@@ -100,6 +117,37 @@ pub trait Layer: Send + Sync {
     fn params_mut(&mut self) -> Vec<&mut Param> {
         Vec::new()
     }
+    /// Runs one time step of a recurrent layer for a [`Stream`]: `input [batch, features]`,
+    /// `state` the layer's carried state (empty before the first step), updated in place.
+    /// Returns the step's output `[batch, units]`.
+    ///
+    /// # Errors
+    /// [`crate::NnError::Config`] for layers that are not recurrent (the default); input and
+    /// tensor errors.
+    fn step(
+        &self,
+        input: &Tensor,
+        state: &mut Vec<Tensor>,
+        ctx: &mut ForwardCtx,
+    ) -> Result<Tensor> {
+        let _ = (input, state, ctx);
+        Err(config_error(
+            self.name(),
+            "is not a recurrent layer and cannot run one time step at a time",
+        ))
+    }
+}
+
+/// How a layer takes part in a [`Stream`], which runs a model one time step at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepRole {
+    /// Works on the last axis alone, so it runs on one step as on a whole sequence (`Dense`,
+    /// `Embedding`, `Masking`, activations).
+    PerStep,
+    /// Carries a state from step to step through [`Layer::step`].
+    Recurrent,
+    /// Needs the whole sequence (or has no time axis to step along): cannot stream.
+    Sequence,
 }
 
 /// One layer of a model description, tagged by its Keras class name.
@@ -125,6 +173,23 @@ pub enum LayerConfig {
     BatchNormalization(BatchNormalizationConfig),
     /// A standalone activation.
     Activation(ActivationConfig),
+    /// Simple recurrent layer.
+    #[serde(rename = "SimpleRNN")]
+    SimpleRnn(SimpleRnnConfig),
+    /// Long short-term memory.
+    #[serde(rename = "LSTM")]
+    Lstm(LstmConfig),
+    /// Gated recurrent unit.
+    #[serde(rename = "GRU")]
+    Gru(GruConfig),
+    /// A recurrent layer run in both directions.
+    Bidirectional(BidirectionalConfig),
+    /// Token ids to vectors.
+    Embedding(EmbeddingConfig),
+    /// Marks padded steps of a series.
+    Masking(MaskingConfig),
+    /// Mean over the (unmasked) steps of a sequence.
+    GlobalAveragePooling1D(NameOnly),
 }
 
 /// Configuration of a layer with no settings but its name.
@@ -149,6 +214,13 @@ impl LayerConfig {
             LayerConfig::Dropout(_) => "Dropout",
             LayerConfig::BatchNormalization(_) => "BatchNormalization",
             LayerConfig::Activation(_) => "Activation",
+            LayerConfig::SimpleRnn(_) => "SimpleRNN",
+            LayerConfig::Lstm(_) => "LSTM",
+            LayerConfig::Gru(_) => "GRU",
+            LayerConfig::Bidirectional(_) => "Bidirectional",
+            LayerConfig::Embedding(_) => "Embedding",
+            LayerConfig::Masking(_) => "Masking",
+            LayerConfig::GlobalAveragePooling1D(_) => "GlobalAveragePooling1D",
         }
     }
 
@@ -162,6 +234,30 @@ impl LayerConfig {
             LayerConfig::Dropout(c) => c.name.as_deref(),
             LayerConfig::BatchNormalization(c) => c.name.as_deref(),
             LayerConfig::Activation(c) => c.name.as_deref(),
+            LayerConfig::SimpleRnn(c) => c.name.as_deref(),
+            LayerConfig::Lstm(c) => c.name.as_deref(),
+            LayerConfig::Gru(c) => c.name.as_deref(),
+            LayerConfig::Bidirectional(c) => c.name.as_deref(),
+            LayerConfig::Embedding(c) => c.name.as_deref(),
+            LayerConfig::Masking(c) => c.name.as_deref(),
+            LayerConfig::GlobalAveragePooling1D(c) => c.name.as_deref(),
+        }
+    }
+
+    /// How the layer takes part in a [`Stream`]. Layers not listed here need the whole
+    /// sequence.
+    pub fn step_role(&self) -> StepRole {
+        match self {
+            LayerConfig::SimpleRnn(_) | LayerConfig::Lstm(_) | LayerConfig::Gru(_) => {
+                StepRole::Recurrent
+            }
+            LayerConfig::Dense(_)
+            | LayerConfig::Dropout(_)
+            | LayerConfig::BatchNormalization(_)
+            | LayerConfig::Activation(_)
+            | LayerConfig::Embedding(_)
+            | LayerConfig::Masking(_) => StepRole::PerStep,
+            _ => StepRole::Sequence,
         }
     }
 
@@ -204,6 +300,17 @@ impl LayerConfig {
             LayerConfig::Dropout(c) => core::build_dropout(c, name, input_shape),
             LayerConfig::BatchNormalization(c) => batchnorm::build(c, name, input_shape),
             LayerConfig::Activation(c) => core::build_activation(c, name, input_shape),
+            LayerConfig::SimpleRnn(c) => {
+                recurrent::build(&c.clone().into(), name, input_shape, rng)
+            }
+            LayerConfig::Lstm(c) => recurrent::build(&c.clone().into(), name, input_shape, rng),
+            LayerConfig::Gru(c) => recurrent::build(&c.clone().into(), name, input_shape, rng),
+            LayerConfig::Bidirectional(c) => bidirectional::build(c, name, input_shape, rng),
+            LayerConfig::Embedding(c) => sequence::build_embedding(c, name, input_shape, rng),
+            LayerConfig::Masking(c) => sequence::build_masking(c, name, input_shape),
+            LayerConfig::GlobalAveragePooling1D(_) => {
+                sequence::build_global_pool_1d(name, input_shape)
+            }
         }
     }
 }

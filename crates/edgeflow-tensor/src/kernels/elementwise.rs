@@ -93,11 +93,9 @@ pub fn broadcast_map(
 
 /// `x = max(x, 0)` in place; NaN stays NaN.
 pub fn relu_in_place(x: &mut [f32]) {
-    let f = |v: &mut f32| {
-        if *v < 0.0 {
-            *v = 0.0
-        }
-    };
+    // A select written back unconditionally: a conditional store would compile to a branch per
+    // element, mispredicted about half the time on activations.
+    let f = |v: &mut f32| *v = if *v < 0.0 { 0.0 } else { *v };
     if x.len() < PARALLEL_MIN_WORK {
         x.iter_mut().for_each(f);
     } else {

@@ -29,7 +29,9 @@ pub fn max_pool(w: &Window, input: &[f32], out: &mut [f32], argmax: &mut [u32]) 
 
 /// The common case, 2x2 windows with stride 2 and no padding, has a loop of its own.
 fn is_plain_2x2(w: &Window) -> bool {
-    (w.kernel_h, w.kernel_w, w.stride_h, w.stride_w, w.pad_top, w.pad_left) == (2, 2, 2, 2, 0, 0)
+    (
+        w.kernel_h, w.kernel_w, w.stride_h, w.stride_w, w.pad_top, w.pad_left,
+    ) == (2, 2, 2, 2, 0, 0)
         && 2 * w.out_h <= w.height
         && 2 * w.out_w <= w.width
 }
@@ -58,7 +60,10 @@ fn max_pool_2x2_image(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u3
 /// propagates instead of vanishing; among equal values the earlier tap stays.
 #[inline]
 fn blend_max(o: &mut [f32], a: &mut [u32], v: &[f32], src: usize) {
-    let lanes = o.iter_mut().zip(a.iter_mut()).zip(v.iter().zip(src as u32..));
+    let lanes = o
+        .iter_mut()
+        .zip(a.iter_mut())
+        .zip(v.iter().zip(src as u32..));
     for ((o, a), (&v, i)) in lanes {
         // All ones where `v` wins; blending with masks keeps LLVM from turning the selects
         // back into conditional scalar stores.
