@@ -393,6 +393,9 @@ fn apply_rule(
     }
 }
 
+/// Parameters with more elements than this are updated by several threads.
+const PARALLEL_CHUNK: usize = 1 << 14;
+
 #[allow(clippy::too_many_arguments)]
 fn adam(
     lr: f32,
@@ -408,14 +411,24 @@ fn adam(
     let t = t as i32;
     let alpha = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
     let (m, v) = slots.split_at_mut(1);
-    for (((w, &g), m), v) in w
-        .iter_mut()
-        .zip(g)
-        .zip(m[0].iter_mut())
-        .zip(v[0].iter_mut())
-    {
-        *m += (g - *m) * (1.0 - b1);
-        *v += (g * g - *v) * (1.0 - b2);
-        *w -= alpha * *m / (v.sqrt() + eps);
+    let update = |w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m += (g - *m) * (1.0 - b1);
+            *v += (g * g - *v) * (1.0 - b2);
+            *w -= alpha * *m / (v.sqrt() + eps);
+        }
+    };
+    if w.len() < PARALLEL_CHUNK {
+        update(w, g, &mut m[0], &mut v[0]);
+        return;
     }
+    // Every element is updated on its own, so splitting the work changes no result.
+    use rayon::prelude::*;
+    edgeflow_tensor::threading::install(|| {
+        w.par_chunks_mut(PARALLEL_CHUNK)
+            .zip(g.par_chunks(PARALLEL_CHUNK))
+            .zip(m[0].par_chunks_mut(PARALLEL_CHUNK))
+            .zip(v[0].par_chunks_mut(PARALLEL_CHUNK))
+            .for_each(|(((w, g), m), v)| update(w, g, m, v));
+    });
 }
