@@ -29,8 +29,10 @@ pub use fit::{Evaluation, FitOptions};
 pub use io::{FORMAT, FORMAT_VERSION};
 pub use layers::{
     BatchNormalizationConfig, BidirectionalConfig, Conv2DConfig, DenseConfig, DropoutConfig,
-    EmbeddingConfig, ForwardCtx, GruConfig, Layer, LayerConfig, LstmConfig, MaskingConfig,
-    MergeMode, PaddingConfig, Pooling2DConfig, RecurrentConfig, SimpleRnnConfig, Stream,
+    EmbeddingConfig, ForwardCtx, GruConfig, Layer, LayerConfig, LayerNormalizationConfig,
+    LstmConfig, MaskingConfig, MergeMode, MultiHeadAttentionConfig, PaddingConfig, Pooling2DConfig,
+    PositionEmbeddingConfig, PositionalEncodingConfig, RecurrentConfig, SimpleRnnConfig, Stream,
+    TransformerEncoderConfig,
 };
 pub use loss::Loss;
 pub use metrics::{ConfusionMatrix, Metric};

@@ -4,27 +4,35 @@
 //! model file, a build step that knows the input shape and creates the parameters, and a
 //! `forward`.
 
+mod attention;
 mod batchnorm;
 mod bidirectional;
 mod cell;
 mod conv;
 mod core;
 mod dense;
+mod normalization;
+mod position;
 mod recurrent;
 mod sequence;
 mod stream;
+mod transformer;
 
 use edgeflow_tensor::{Rng, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub use self::attention::MultiHeadAttentionConfig;
 pub use self::batchnorm::BatchNormalizationConfig;
 pub use self::bidirectional::{BidirectionalConfig, MergeMode};
 pub use self::conv::{Conv2DConfig, PaddingConfig, Pooling2DConfig};
 pub use self::core::{ActivationConfig, DropoutConfig};
 pub use self::dense::DenseConfig;
+pub use self::normalization::LayerNormalizationConfig;
+pub use self::position::{PositionEmbeddingConfig, PositionalEncodingConfig};
 pub use self::recurrent::{GruConfig, LstmConfig, RecurrentConfig, SimpleRnnConfig};
 pub use self::sequence::{EmbeddingConfig, MaskingConfig};
 pub use self::stream::Stream;
+pub use self::transformer::TransformerEncoderConfig;
 use crate::error::Result;
 
 /// A trainable or state tensor of a layer.
@@ -190,6 +198,20 @@ pub enum LayerConfig {
     Masking(MaskingConfig),
     /// Mean over the (unmasked) steps of a sequence.
     GlobalAveragePooling1D(NameOnly),
+    /// Multi-head self-attention.
+    MultiHeadAttention(MultiHeadAttentionConfig),
+    /// Layer normalization over the last axis.
+    LayerNormalization(LayerNormalizationConfig),
+    /// Adds the sinusoidal position encoding.
+    PositionalEncoding(PositionalEncodingConfig),
+    /// Adds a learned vector per position.
+    PositionEmbedding(PositionEmbeddingConfig),
+    /// A Transformer encoder block.
+    TransformerEncoder(TransformerEncoderConfig),
+    /// Prepends a learned class token to each sequence.
+    ClassToken(NameOnly),
+    /// Keeps the first step of each sequence.
+    TakeFirst(NameOnly),
 }
 
 /// Configuration of a layer with no settings but its name.
@@ -221,6 +243,13 @@ impl LayerConfig {
             LayerConfig::Embedding(_) => "Embedding",
             LayerConfig::Masking(_) => "Masking",
             LayerConfig::GlobalAveragePooling1D(_) => "GlobalAveragePooling1D",
+            LayerConfig::MultiHeadAttention(_) => "MultiHeadAttention",
+            LayerConfig::LayerNormalization(_) => "LayerNormalization",
+            LayerConfig::PositionalEncoding(_) => "PositionalEncoding",
+            LayerConfig::PositionEmbedding(_) => "PositionEmbedding",
+            LayerConfig::TransformerEncoder(_) => "TransformerEncoder",
+            LayerConfig::ClassToken(_) => "ClassToken",
+            LayerConfig::TakeFirst(_) => "TakeFirst",
         }
     }
 
@@ -241,6 +270,12 @@ impl LayerConfig {
             LayerConfig::Embedding(c) => c.name.as_deref(),
             LayerConfig::Masking(c) => c.name.as_deref(),
             LayerConfig::GlobalAveragePooling1D(c) => c.name.as_deref(),
+            LayerConfig::MultiHeadAttention(c) => c.name.as_deref(),
+            LayerConfig::LayerNormalization(c) => c.name.as_deref(),
+            LayerConfig::PositionalEncoding(c) => c.name.as_deref(),
+            LayerConfig::PositionEmbedding(c) => c.name.as_deref(),
+            LayerConfig::TransformerEncoder(c) => c.name.as_deref(),
+            LayerConfig::ClassToken(c) | LayerConfig::TakeFirst(c) => c.name.as_deref(),
         }
     }
 
@@ -254,6 +289,7 @@ impl LayerConfig {
             LayerConfig::Dense(_)
             | LayerConfig::Dropout(_)
             | LayerConfig::BatchNormalization(_)
+            | LayerConfig::LayerNormalization(_)
             | LayerConfig::Activation(_)
             | LayerConfig::Embedding(_)
             | LayerConfig::Masking(_) => StepRole::PerStep,
@@ -311,6 +347,15 @@ impl LayerConfig {
             LayerConfig::GlobalAveragePooling1D(_) => {
                 sequence::build_global_pool_1d(name, input_shape)
             }
+            LayerConfig::MultiHeadAttention(c) => attention::build(c, name, input_shape, rng),
+            LayerConfig::LayerNormalization(c) => normalization::build(c, name, input_shape),
+            LayerConfig::PositionalEncoding(c) => position::build_encoding(c, name, input_shape),
+            LayerConfig::PositionEmbedding(c) => {
+                position::build_embedding(c, name, input_shape, rng)
+            }
+            LayerConfig::TransformerEncoder(c) => transformer::build(c, name, input_shape, rng),
+            LayerConfig::ClassToken(_) => position::build_class_token(name, input_shape),
+            LayerConfig::TakeFirst(_) => position::build_take_first(name, input_shape),
         }
     }
 }
