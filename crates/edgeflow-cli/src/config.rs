@@ -19,6 +19,9 @@ pub struct TrainConfig {
     /// Epochs, batch size, validation.
     #[serde(default)]
     pub fit: FitSection,
+    /// The config file's folder, where relative data paths start.
+    #[serde(skip)]
+    pub base: PathBuf,
 }
 
 /// Supported dataset layouts.
@@ -29,29 +32,316 @@ pub enum DataFormat {
     ImageFolder,
     /// `path/data_batch_{1..5}.bin` and `path/test_batch.bin`.
     Cifar10Binary,
+    /// UCR/UEA `.ts` time series: a train and a test file.
+    UcrTs,
+    /// `path/{class}/*` text files split by a `train|test<TAB>class/file` list.
+    TextFolder,
 }
 
-/// The `[data]` section.
+impl DataFormat {
+    /// The name written in a config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFormat::ImageFolder => "image_folder",
+            DataFormat::Cifar10Binary => "cifar10_binary",
+            DataFormat::UcrTs => "ucr_ts",
+            DataFormat::TextFolder => "text_folder",
+        }
+    }
+}
+
+/// What the model learns from the data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Class labels (the default).
+    #[default]
+    Classification,
+    /// Forecasting the last steps of each series from the steps before them (`ucr_ts` only).
+    Regression,
+}
+
+/// The `[data]` section as written. Which keys apply depends on `format`; [`DataConfig::source`]
+/// checks them and resolves the paths.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// Dataset folder; relative paths are taken from the config file's folder.
-    pub path: PathBuf,
-    /// Layout of the folder.
+    /// Layout of the data.
     pub format: DataFormat,
-    /// Multiplier applied to raw 8-bit pixels (1/255 scales to [0, 1]).
-    #[serde(default = "one")]
+    /// Dataset folder; relative paths are taken from the config file's folder.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Images: multiplier applied to raw 8-bit pixels (1/255 scales to [0, 1]).
+    #[serde(default)]
+    pub scale: Option<f32>,
+    /// Images: optional per-channel mean subtracted after scaling.
+    #[serde(default)]
+    pub mean: Option<Vec<f32>>,
+    /// Images: optional per-channel standard deviation divided by after that.
+    #[serde(default)]
+    pub std: Option<Vec<f32>>,
+    /// `ucr_ts`: the training `.ts` file.
+    #[serde(default)]
+    pub train: Option<PathBuf>,
+    /// `ucr_ts`: the test `.ts` file.
+    #[serde(default)]
+    pub test: Option<PathBuf>,
+    /// `ucr_ts`: problem name; the files are `{path}/{problem}/{problem}_{TRAIN,TEST}.ts`.
+    #[serde(default)]
+    pub problem: Option<String>,
+    /// `ucr_ts`: standardise each channel with the training mean and std (default true).
+    #[serde(default)]
+    pub standardize: Option<bool>,
+    /// `ucr_ts`: classification (default) or regression.
+    #[serde(default)]
+    pub task: Option<TaskKind>,
+    /// `ucr_ts` regression: how many final steps of each series are the target (default 1).
+    #[serde(default)]
+    pub target_steps: Option<usize>,
+    /// `text_folder`: the split list, relative to `path` (default `split.tsv`).
+    #[serde(default)]
+    pub split: Option<PathBuf>,
+    /// `text_folder`: vocabulary size including the padding and OOV ids (default 20000).
+    #[serde(default)]
+    pub max_tokens: Option<usize>,
+    /// `text_folder`: tokens kept from the start of each text (default 200).
+    #[serde(default)]
+    pub sequence_length: Option<usize>,
+}
+
+/// Image preprocessing of the `[data]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageFiles {
+    /// The dataset folder.
+    pub path: PathBuf,
+    /// `image_folder` or `cifar10_binary`.
+    pub format: DataFormat,
+    /// Pixel multiplier.
     pub scale: f32,
-    /// Optional per-channel mean subtracted after scaling.
-    #[serde(default)]
+    /// Per-channel mean (empty: none).
     pub mean: Vec<f32>,
-    /// Optional per-channel standard deviation divided by after that.
-    #[serde(default)]
+    /// Per-channel std (empty: none).
     pub std: Vec<f32>,
 }
 
-fn one() -> f32 {
-    1.0
+/// The task of a time-series dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesTask {
+    /// Class labels.
+    Classification,
+    /// The last `target_steps` steps are the target, the steps before them the input.
+    Regression {
+        /// Steps forecast.
+        target_steps: usize,
+    },
+}
+
+/// A resolved `ucr_ts` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UcrSource {
+    /// The training file.
+    pub train: PathBuf,
+    /// The test file.
+    pub test: PathBuf,
+    /// Standardise channels with the training statistics.
+    pub standardize: bool,
+    /// Classification or regression.
+    pub task: SeriesTask,
+}
+
+/// A resolved `text_folder` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextSource {
+    /// The folder of class sub-folders.
+    pub root: PathBuf,
+    /// The split list.
+    pub split_file: PathBuf,
+    /// Vocabulary size including the padding and OOV ids.
+    pub max_tokens: usize,
+    /// Tokens per text.
+    pub sequence_length: usize,
+}
+
+/// The `[data]` section, checked and with its paths resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// Image folders or CIFAR-10 binary files.
+    Images(ImageFiles),
+    /// UCR/UEA time series.
+    Ucr(UcrSource),
+    /// A text folder with a split list.
+    Text(TextSource),
+}
+
+/// Default `text_folder` vocabulary size.
+pub const DEFAULT_MAX_TOKENS: usize = 20_000;
+/// Default `text_folder` sequence length.
+pub const DEFAULT_SEQUENCE_LENGTH: usize = 200;
+/// Default `text_folder` split list.
+pub const DEFAULT_SPLIT_FILE: &str = "split.tsv";
+
+impl DataConfig {
+    /// The keys given in the section, by name.
+    fn given_keys(&self) -> Vec<&'static str> {
+        let keys = [
+            ("path", self.path.is_some()),
+            ("scale", self.scale.is_some()),
+            ("mean", self.mean.is_some()),
+            ("std", self.std.is_some()),
+            ("train", self.train.is_some()),
+            ("test", self.test.is_some()),
+            ("problem", self.problem.is_some()),
+            ("standardize", self.standardize.is_some()),
+            ("task", self.task.is_some()),
+            ("target_steps", self.target_steps.is_some()),
+            ("split", self.split.is_some()),
+            ("max_tokens", self.max_tokens.is_some()),
+            ("sequence_length", self.sequence_length.is_some()),
+        ];
+        keys.iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Refuses keys that the format does not read.
+    fn check_keys(&self) -> Result<()> {
+        let allowed: &[&str] = match self.format {
+            DataFormat::ImageFolder | DataFormat::Cifar10Binary => {
+                &["path", "scale", "mean", "std", "task"]
+            }
+            DataFormat::UcrTs => &[
+                "path",
+                "train",
+                "test",
+                "problem",
+                "standardize",
+                "task",
+                "target_steps",
+            ],
+            DataFormat::TextFolder => &["path", "split", "max_tokens", "sequence_length", "task"],
+        };
+        let stray: Vec<&str> = self
+            .given_keys()
+            .into_iter()
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        if !stray.is_empty() {
+            bail!(
+                "format {:?} does not read {}; its keys are {}",
+                self.format.name(),
+                stray.join(", "),
+                allowed.join(", ")
+            );
+        }
+        if self.format != DataFormat::UcrTs && self.task == Some(TaskKind::Regression) {
+            bail!(
+                "task = \"regression\" needs format \"ucr_ts\"; format {:?} is for \
+                 classification",
+                self.format.name()
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks the keys against the format and resolves relative paths from `base` (the config
+    /// file's folder). `data_override` (the `--data` flag) replaces `path` and is taken as it
+    /// is.
+    ///
+    /// # Errors
+    /// A key the format does not read, a missing required key, or a zero size.
+    pub fn source(&self, base: &Path, data_override: Option<&Path>) -> Result<DataSource> {
+        self.check_keys()?;
+        let resolve = |p: &Path| {
+            if p.is_relative() {
+                base.join(p)
+            } else {
+                p.to_path_buf()
+            }
+        };
+        let path = match data_override {
+            Some(p) => Some(p.to_path_buf()),
+            None => self.path.as_deref().map(resolve),
+        };
+        let need_path = || {
+            path.clone()
+                .ok_or_else(|| anyhow::anyhow!("format {:?} needs `path`", self.format.name()))
+        };
+        Ok(match self.format {
+            DataFormat::ImageFolder | DataFormat::Cifar10Binary => DataSource::Images(ImageFiles {
+                path: need_path()?,
+                format: self.format,
+                scale: self.scale.unwrap_or(1.0),
+                mean: self.mean.clone().unwrap_or_default(),
+                std: self.std.clone().unwrap_or_default(),
+            }),
+            DataFormat::UcrTs => DataSource::Ucr(self.ucr_source(path, &resolve)?),
+            DataFormat::TextFolder => {
+                let root = need_path()?;
+                let split = self
+                    .split
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_SPLIT_FILE));
+                let max_tokens = self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+                if max_tokens < 3 {
+                    bail!("max_tokens = {max_tokens} leaves no word besides pad and OOV");
+                }
+                let sequence_length = self.sequence_length.unwrap_or(DEFAULT_SEQUENCE_LENGTH);
+                if sequence_length == 0 {
+                    bail!("sequence_length must be at least 1");
+                }
+                DataSource::Text(TextSource {
+                    split_file: root.join(split),
+                    root,
+                    max_tokens,
+                    sequence_length,
+                })
+            }
+        })
+    }
+
+    fn ucr_source(
+        &self,
+        path: Option<PathBuf>,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<UcrSource> {
+        let (train, test) = match (&self.train, &self.test, &self.problem, path) {
+            (Some(train), Some(test), None, None) => (resolve(train), resolve(test)),
+            (None, None, Some(problem), Some(path)) => {
+                let dir = path.join(problem);
+                (
+                    dir.join(format!("{problem}_TRAIN.ts")),
+                    dir.join(format!("{problem}_TEST.ts")),
+                )
+            }
+            _ => bail!(
+                "format \"ucr_ts\" needs either `train` and `test` (the two .ts files) \
+                 or `path` and `problem` (for {{path}}/{{problem}}/{{problem}}_TRAIN.ts and \
+                 _TEST.ts), not a mix (`--data` stands for `path`)"
+            ),
+        };
+        let task = match self.task.unwrap_or_default() {
+            TaskKind::Classification => {
+                if self.target_steps.is_some() {
+                    bail!("target_steps applies to task = \"regression\" only");
+                }
+                SeriesTask::Classification
+            }
+            TaskKind::Regression => {
+                let target_steps = self.target_steps.unwrap_or(1);
+                if target_steps == 0 {
+                    bail!("target_steps must be at least 1");
+                }
+                SeriesTask::Regression { target_steps }
+            }
+        };
+        Ok(UcrSource {
+            train,
+            test,
+            standardize: self.standardize.unwrap_or(true),
+            task,
+        })
+    }
 }
 
 /// An optimizer written as a name (`"adam"`) or as a table with settings.
@@ -130,13 +420,14 @@ impl TrainConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let mut config: TrainConfig =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        if config.data.path.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
-            config.data.path = base.join(&config.data.path);
-        }
+        config.base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         config
             .compile_parts()
             .with_context(|| format!("{}: [compile]", path.display()))?;
+        config
+            .data
+            .source(&config.base, None)
+            .with_context(|| format!("{}: [data]", path.display()))?;
         Ok(config)
     }
 

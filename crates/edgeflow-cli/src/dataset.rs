@@ -33,6 +33,9 @@ pub fn load_splits(
     let (train, test) = match format {
         DataFormat::ImageFolder => load_image_folders(path, input_shape),
         DataFormat::Cifar10Binary => edgeflow_data::load_cifar_bin_dir(path).map_err(Into::into),
+        DataFormat::UcrTs | DataFormat::TextFolder => {
+            bail!("format {:?} does not hold images", format.name())
+        }
     }
     .with_context(|| {
         format!(
@@ -93,6 +96,8 @@ fn expected_layout(format: DataFormat) -> &'static str {
     match format {
         DataFormat::ImageFolder => "train/<class>/*.jpg and test/<class>/*.jpg (PNG also read)",
         DataFormat::Cifar10Binary => "data_batch_1.bin ... data_batch_5.bin and test_batch.bin",
+        DataFormat::UcrTs => "NAME_TRAIN.ts and NAME_TEST.ts",
+        DataFormat::TextFolder => "<class>/<text files> and a split list",
     }
 }
 

@@ -5,6 +5,10 @@ mod commands;
 mod config;
 mod dataset;
 mod progress;
+mod report;
+mod samples;
+mod series;
+mod text;
 
 use std::process::ExitCode;
 
@@ -34,9 +38,9 @@ struct Cli {
 enum Command {
     /// Train the model described by a TOML config file.
     Train(commands::train::TrainArgs),
-    /// Loss, accuracy and confusion matrix of a model on a test split.
+    /// Loss, accuracy and confusion matrix (or MSE and MAE) of a model on a test split.
     Evaluate(commands::evaluate::EvaluateArgs),
-    /// Classify image files with a model.
+    /// Classify images, texts or time series, or forecast time series, with a model.
     Predict(commands::predict::PredictArgs),
     /// Show what a model file holds.
     Inspect(commands::inspect::InspectArgs),

@@ -30,10 +30,20 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             model.metadata.class_names.join(", ")
         }
     );
-    println!(
-        "preprocessing:  scale {}",
-        model.metadata.preprocessing.scale
-    );
+    let pre = &model.metadata.preprocessing;
+    if pre.mean.is_empty() {
+        println!("preprocessing:  scale {}", pre.scale);
+    } else {
+        println!(
+            "preprocessing:  scale {}, per-channel mean {:?}, std {:?}",
+            pre.scale, pre.mean, pre.std
+        );
+    }
+    if crate::samples::takes_tokens(&model) {
+        let vocab = crate::text::vocab_path(&args.model);
+        let state = if vocab.is_file() { "" } else { " (missing)" };
+        println!("vocabulary:     {}{state}", vocab.display());
+    }
     if let Some(c) = model.compile_config() {
         let metrics: Vec<String> = c.metrics.iter().map(|m| m.name()).collect();
         println!(

@@ -1,14 +1,19 @@
-//! `edgeflow predict MODEL FILE...`: the top classes of image files.
+//! `edgeflow predict MODEL FILE...`: the top classes of image files, of text files (one message
+//! per file) or of each series of `.ts` files, or the forecast of each series for a
+//! forecasting model.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use edgeflow_data::read_image_rgb;
+use edgeflow_data::{read_image_rgb, ChannelStats, WordTokenizer};
 use edgeflow_nn::Sequential;
 use edgeflow_tensor::Tensor;
 use serde_json::json;
 
+use crate::samples::{is_regression, takes_tokens};
+use crate::series;
 use crate::BadInput;
 
 /// Options of `edgeflow predict`.
@@ -16,10 +21,12 @@ use crate::BadInput;
 pub struct PredictArgs {
     /// The model file.
     pub model: PathBuf,
-    /// JPEG or PNG images of the model's input size.
+    /// JPEG or PNG images of the model's input size; text files (one message each) for a
+    /// model that takes token ids; UCR/UEA .ts files (one answer per series) for a
+    /// time-series model.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// How many classes to list per image.
+    /// How many classes to list per answer.
     #[arg(long, default_value_t = 3)]
     pub top: usize,
     /// One JSON object per line instead of text.
@@ -27,8 +34,25 @@ pub struct PredictArgs {
     pub json: bool,
 }
 
+/// What the model reads, with what it needs to read it.
+enum InputKind {
+    Images,
+    Texts(WordTokenizer),
+    Series(Option<ChannelStats>),
+}
+
+/// One answer: class probabilities, or a forecast (with the known values when the file has
+/// them), in the data's units.
+enum Answer {
+    Classes(Vec<f32>),
+    Forecast {
+        forecast: Vec<f32>,
+        actual: Option<Vec<f32>>,
+    },
+}
+
 /// Reads one image as a preprocessed `[1, h, w, c]` input, or says why it cannot.
-fn load_input(model: &Sequential, path: &PathBuf) -> Result<Tensor> {
+fn load_image(model: &Sequential, path: &Path) -> Result<Tensor> {
     let img = read_image_rgb(path)?;
     let expected = model.input_shape();
     let shape = [img.height as usize, img.width as usize, 3];
@@ -50,54 +74,108 @@ fn load_input(model: &Sequential, path: &PathBuf) -> Result<Tensor> {
     Ok(Tensor::from_vec(x, [1, shape[0], shape[1], shape[2]])?)
 }
 
+/// Reads one text file (lossy UTF-8) as `[1, seq_len]` token ids.
+fn load_text(model: &Sequential, tokenizer: &WordTokenizer, path: &Path) -> Result<Tensor> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| BadInput(format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
+    crate::text::encode_texts(&[text], tokenizer, model.input_shape()[0])
+}
+
+/// The answers for one file: one for an image or a text, one per series of a `.ts` file.
+fn answer_file(model: &Sequential, kind: &InputKind, path: &Path) -> Result<Vec<Answer>> {
+    let x = match kind {
+        InputKind::Images => load_image(model, path)?,
+        InputKind::Texts(tok) => load_text(model, tok, path)?,
+        InputKind::Series(stats) => return answer_series(model, stats.as_ref(), path),
+    };
+    let probs = model.predict(&x, 1)?.to_vec_f32()?;
+    Ok(vec![Answer::Classes(probs)])
+}
+
+/// One answer per series of a `.ts` file. A forecasting model takes series of its `seq_len`
+/// steps, or of `seq_len` plus the forecast steps (the last ones are then shown as the known
+/// values).
+fn answer_series(
+    model: &Sequential,
+    stats: Option<&ChannelStats>,
+    path: &Path,
+) -> Result<Vec<Answer>> {
+    let (input_len, channels) = series::series_shape(model.input_shape())?;
+    let mut ds = series::read_series(path, channels)?;
+    series::standardize(&mut ds, stats, path)?;
+    let outputs = model.output_shape().iter().product::<usize>().max(1);
+
+    if !is_regression(model) {
+        let x = series::padded_inputs(ds, input_len, path)?;
+        let probs = model.predict(&x, 64)?.to_vec_f32()?;
+        return Ok(probs
+            .chunks(outputs)
+            .map(|p| Answer::Classes(p.to_vec()))
+            .collect());
+    }
+    let steps = (outputs / channels.max(1)).max(1);
+    let (x, actual) = if ds.lengths.iter().all(|&l| l == input_len) {
+        (series::padded_inputs(ds, input_len, path)?, None)
+    } else {
+        let s = series::forecast_samples(&ds, input_len, steps, path)?;
+        (s.x, Some(s.y.to_vec_f32()?))
+    };
+    let pred = model.predict(&x, 64)?.to_vec_f32()?;
+    let actual: Vec<Option<&[f32]>> = match &actual {
+        Some(a) => a.chunks(outputs).map(Some).collect(),
+        None => vec![None; pred.len() / outputs],
+    };
+    Ok(pred
+        .chunks(outputs)
+        .zip(actual)
+        .map(|(p, a)| Answer::Forecast {
+            forecast: series::to_data_units(p, stats),
+            actual: a.map(|a| series::to_data_units(a, stats)),
+        })
+        .collect())
+}
+
 /// Runs the command. Files that cannot be read are reported by name; the others are still
 /// answered, and the command then fails, as bad input if every failure was one.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let model = Sequential::load(&args.model)?;
+    let kind = if takes_tokens(&model) {
+        InputKind::Texts(crate::text::read_vocab(&args.model, &model)?)
+    } else if model.input_shape().len() == 2 {
+        InputKind::Series(series::model_stats(&model))
+    } else {
+        InputKind::Images
+    };
+    let mut out = std::io::stdout().lock();
     let mut failures = 0;
     let mut input_failures = 0;
     for path in &args.files {
-        let probs =
-            match load_input(&model, path).and_then(|x| Ok(model.predict(&x, 1)?.to_vec_f32()?)) {
-                Ok(p) => p,
-                Err(e) => {
-                    failures += 1;
-                    if crate::exit_code(&e) == 3 {
-                        input_failures += 1;
+        match answer_file(&model, &kind, path) {
+            Ok(answers) => {
+                let numbered = matches!(kind, InputKind::Series(_));
+                for (i, answer) in answers.iter().enumerate() {
+                    let series = numbered.then_some(i + 1);
+                    let printed = print_answer(&mut out, &model, args, path, series, answer);
+                    // A reader that stops early (`| head`) is not an error.
+                    match printed {
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                        other => other?,
                     }
-                    report_failure(args.json, path, &e);
-                    continue;
                 }
-            };
-        let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-        let name = |i: usize| {
-            model
-                .metadata
-                .class_names
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| i.to_string())
-        };
-        let top: Vec<(String, f32)> = order
-            .iter()
-            .take(args.top.max(1))
-            .map(|&i| (name(i), probs[i]))
-            .collect();
-        if args.json {
-            let top: Vec<_> = top
-                .iter()
-                .map(|(c, p)| json!({ "class": c, "probability": p }))
-                .collect();
-            println!("{}", json!({ "file": path, "top": top }));
-        } else {
-            let text: Vec<String> = top.iter().map(|(c, p)| format!("{c} {p:.4}")).collect();
-            println!("{}: {}", path.display(), text.join(", "));
+            }
+            Err(e) => {
+                failures += 1;
+                if crate::exit_code(&e) == 3 {
+                    input_failures += 1;
+                }
+                report_failure(&mut out, args.json, path, &e);
+            }
         }
     }
     if failures > 0 {
         let message = format!(
-            "{failures} of {} files could not be classified",
+            "{failures} of {} files could not be answered",
             args.files.len()
         );
         if input_failures == failures {
@@ -108,9 +186,89 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-fn report_failure(json: bool, path: &PathBuf, e: &anyhow::Error) {
+/// Prints one answer: `FILE: class p, ...` (`FILE#N` for series N of a `.ts` file), or one
+/// JSON object.
+fn print_answer(
+    out: &mut impl Write,
+    model: &Sequential,
+    args: &PredictArgs,
+    path: &Path,
+    series: Option<usize>,
+    answer: &Answer,
+) -> std::io::Result<()> {
+    let label = match series {
+        Some(n) => format!("{}#{n}", path.display()),
+        None => path.display().to_string(),
+    };
+    let mut doc = json!({ "file": path });
+    if let Some(n) = series {
+        doc["series"] = json!(n);
+    }
+    match answer {
+        Answer::Classes(probs) => {
+            let top = top_classes(model, probs, args.top);
+            if args.json {
+                let top: Vec<_> = top
+                    .iter()
+                    .map(|(c, p)| json!({ "class": c, "probability": p }))
+                    .collect();
+                doc["top"] = json!(top);
+                writeln!(out, "{doc}")
+            } else {
+                let text: Vec<String> = top.iter().map(|(c, p)| format!("{c} {p:.4}")).collect();
+                writeln!(out, "{label}: {}", text.join(", "))
+            }
+        }
+        Answer::Forecast { forecast, actual } => {
+            if args.json {
+                doc["forecast"] = json!(forecast);
+                if let Some(a) = actual {
+                    doc["actual"] = json!(a);
+                }
+                writeln!(out, "{doc}")
+            } else {
+                let known = actual
+                    .as_ref()
+                    .map(|a| format!(" (actual {})", join4(a)))
+                    .unwrap_or_default();
+                writeln!(out, "{label}: forecast {}{known}", join4(forecast))
+            }
+        }
+    }
+}
+
+fn join4(values: &[f32]) -> String {
+    let v: Vec<String> = values.iter().map(|v| format!("{v:.4}")).collect();
+    v.join(" ")
+}
+
+/// The `top` most probable classes, by name, most probable first.
+fn top_classes(model: &Sequential, probs: &[f32], top: usize) -> Vec<(String, f32)> {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let name = |i: usize| {
+        model
+            .metadata
+            .class_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| i.to_string())
+    };
+    order
+        .iter()
+        .take(top.max(1))
+        .map(|&i| (name(i), probs[i]))
+        .collect()
+}
+
+fn report_failure(out: &mut impl Write, json: bool, path: &Path, e: &anyhow::Error) {
     if json {
-        println!("{}", json!({ "file": path, "error": format!("{e:#}") }));
+        // A closed stdout is noticed at the next answer; the failure still counts.
+        let _ = writeln!(
+            out,
+            "{}",
+            json!({ "file": path, "error": format!("{e:#}") })
+        );
     } else {
         eprintln!("error: {e:#}");
     }

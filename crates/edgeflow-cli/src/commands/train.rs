@@ -7,19 +7,22 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use edgeflow_data::ImageDataset;
+use edgeflow_data::WordTokenizer;
 use edgeflow_nn::{Callback, FitOptions, History, Loss, ModelMetadata, Preprocessing, Sequential};
 use serde_json::json;
 
-use crate::config::TrainConfig;
+use crate::config::{DataSource, SeriesTask, TrainConfig};
 use crate::dataset::{load_splits, ImageSource};
 use crate::progress::ProgressPrinter;
+use crate::report::{ClassificationReport, RegressionReport};
+use crate::samples::Samples;
 
 /// Options of `edgeflow train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// The TOML config file describing data, model, compile and fit.
     pub config: PathBuf,
-    /// Dataset folder (overrides `data.path`).
+    /// Dataset folder (overrides `data.path`; for `ucr_ts`, the folder holding `problem`).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Number of epochs (overrides `fit.epochs`).
@@ -58,6 +61,150 @@ fn limit(ds: ImageDataset, n: Option<usize>, seed: u64, flag: &str) -> Result<Im
     }
 }
 
+/// The training data of a config, loaded and limited.
+enum TrainingData {
+    /// Image folders or CIFAR-10 binary files.
+    Images {
+        train: ImageDataset,
+        test: ImageDataset,
+        preprocessing: Preprocessing,
+    },
+    /// Time series or encoded texts, as tensors.
+    Sequences {
+        train: Samples,
+        test: Samples,
+        class_names: Vec<String>,
+        preprocessing: Preprocessing,
+        task: SeriesTask,
+        /// The fitted tokenizer of a text folder, written beside the model.
+        tokenizer: Option<(WordTokenizer, usize)>,
+        /// Whether some series were padded to the model's length.
+        padded: bool,
+    },
+}
+
+impl TrainingData {
+    fn load(
+        source: &DataSource,
+        input_shape: &[usize],
+        args: &TrainArgs,
+        seed: u64,
+    ) -> Result<Self> {
+        let (lt, ls) = (args.limit_train, args.limit_test);
+        let (lt_flag, ls_flag) = ("--limit-train", "--limit-test");
+        let test_seed = seed.wrapping_add(1);
+        Ok(match source {
+            DataSource::Images(src) => {
+                let (train, test) = load_splits(&src.path, src.format, input_shape)?;
+                TrainingData::Images {
+                    train: limit(train, lt, seed, lt_flag)?,
+                    test: limit(test, ls, test_seed, ls_flag)?,
+                    preprocessing: Preprocessing {
+                        scale: src.scale,
+                        mean: src.mean.clone(),
+                        std: src.std.clone(),
+                    },
+                }
+            }
+            DataSource::Ucr(src) => {
+                let d = crate::series::load_training(src, input_shape)?;
+                TrainingData::Sequences {
+                    train: d.train.limit(lt, seed, lt_flag)?,
+                    test: d.test.limit(ls, test_seed, ls_flag)?,
+                    class_names: d.class_names,
+                    preprocessing: d.preprocessing,
+                    task: src.task,
+                    tokenizer: None,
+                    padded: d.padded,
+                }
+            }
+            DataSource::Text(src) => {
+                let d = crate::text::load_training(src, input_shape)?;
+                TrainingData::Sequences {
+                    train: d.train.limit(lt, seed, lt_flag)?,
+                    test: d.test.limit(ls, test_seed, ls_flag)?,
+                    class_names: d.class_names,
+                    preprocessing: Preprocessing::default(),
+                    task: SeriesTask::Classification,
+                    tokenizer: Some((d.tokenizer, src.sequence_length)),
+                    padded: false,
+                }
+            }
+        })
+    }
+
+    fn class_names(&self) -> &[String] {
+        match self {
+            TrainingData::Images { train, .. } => &train.class_names,
+            TrainingData::Sequences { class_names, .. } => class_names,
+        }
+    }
+
+    fn preprocessing(&self) -> &Preprocessing {
+        match self {
+            TrainingData::Images { preprocessing, .. }
+            | TrainingData::Sequences { preprocessing, .. } => preprocessing,
+        }
+    }
+
+    fn train_len(&self) -> usize {
+        match self {
+            TrainingData::Images { train, .. } => train.len(),
+            TrainingData::Sequences { train, .. } => train.len(),
+        }
+    }
+
+    fn regression_steps(&self) -> Option<usize> {
+        match self {
+            TrainingData::Sequences {
+                task: SeriesTask::Regression { target_steps },
+                ..
+            } => Some(*target_steps),
+            _ => None,
+        }
+    }
+
+    /// Refuses a model whose output or loss cannot learn this data.
+    fn check_model(&self, model: &Sequential, loss: &Loss) -> Result<()> {
+        let regression_loss = matches!(loss, Loss::MeanSquaredError | Loss::MeanAbsoluteError);
+        if let TrainingData::Sequences {
+            tokenizer: Some((tok, _)),
+            ..
+        } = self
+        {
+            crate::text::check_embedding(model, tok)?;
+        }
+        let Some(steps) = self.regression_steps() else {
+            if regression_loss {
+                bail!(
+                    "loss {} is for regression; set task = \"regression\" in [data] (ucr_ts) \
+                     or use a classification loss",
+                    loss.name()
+                );
+            }
+            return check_classes(model, loss, self.class_names());
+        };
+        if !regression_loss {
+            bail!(
+                "task = \"regression\" needs loss mean_squared_error or mean_absolute_error, \
+                 not {}",
+                loss.name()
+            );
+        }
+        let channels = model.input_shape().last().copied().unwrap_or(1);
+        if model.output_shape() != [steps * channels] {
+            bail!(
+                "the model outputs {:?}, but forecasting {steps} step(s) of {channels} \
+                 channel(s) needs [{}]: set the units of the last Dense layer to {}",
+                model.output_shape(),
+                steps * channels,
+                steps * channels
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Refuses a model whose output cannot represent the dataset's classes.
 fn check_classes(model: &Sequential, loss: &Loss, classes: &[String]) -> Result<()> {
     let sparse = matches!(loss, Loss::SparseCategoricalCrossentropy { .. });
@@ -74,23 +221,37 @@ fn check_classes(model: &Sequential, loss: &Loss, classes: &[String]) -> Result<
     Ok(())
 }
 
+/// Warns when padded series reach a model that cannot tell padding from data.
+fn warn_unmasked_padding(model: &Sequential, data: &TrainingData) {
+    let TrainingData::Sequences { padded: true, .. } = data else {
+        return;
+    };
+    let masked = matches!(
+        model.architecture().layers.first(),
+        Some(edgeflow_nn::LayerConfig::Masking(_))
+    );
+    if !masked {
+        tracing::warn!(
+            "series shorter than seq_len are padded with 0.0 at the end, but the model does \
+             not start with a Masking layer, so it reads the padding as data"
+        );
+    }
+}
+
 /// Runs the command.
 pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
     let mut config = TrainConfig::load(&args.config)?;
     apply_overrides(&mut config, args);
     let seed = config.fit.seed;
+    let source = config
+        .data
+        .source(&config.base, args.data.as_deref())
+        .with_context(|| format!("{}: [data]", args.config.display()))?;
 
     let load_start = Instant::now();
-    let (train, test) = load_splits(
-        &config.data.path,
-        config.data.format,
-        &config.model.input_shape,
-    )?;
-    let train = limit(train, args.limit_train, seed, "--limit-train")?;
-    let test = limit(test, args.limit_test, seed.wrapping_add(1), "--limit-test")?;
+    let data = TrainingData::load(&source, &config.model.input_shape, args, seed)?;
     tracing::info!(
-        train = train.len(),
-        test = test.len(),
+        train = data.train_len(),
         seconds = load_start.elapsed().as_secs_f64(),
         "data loaded"
     );
@@ -98,62 +259,102 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
     let mut model = Sequential::from_architecture(&config.model, seed)
         .with_context(|| format!("{}: [model]", args.config.display()))?;
     let (optimizer, loss, metrics) = config.compile_parts()?;
-    check_classes(&model, &loss, &train.class_names)?;
+    data.check_model(&model, &loss)?;
+    warn_unmasked_padding(&model, &data);
     model.compile(optimizer, loss, metrics)?;
     model.metadata = ModelMetadata {
-        class_names: train.class_names.clone(),
-        preprocessing: Preprocessing {
-            scale: config.data.scale,
-            mean: config.data.mean.clone(),
-            std: config.data.std.clone(),
-        },
+        class_names: data.class_names().to_vec(),
+        preprocessing: data.preprocessing().clone(),
     };
     if !args.quiet {
         print!("{}", model.summary());
     }
 
-    let train_src = ImageSource::new(&train, &model.metadata.preprocessing)?;
-    let test_src = ImageSource::new(&test, &model.metadata.preprocessing)?;
-    let opts = FitOptions {
-        epochs: config.fit.epochs,
-        batch_size: config.fit.batch_size,
-        shuffle: config.fit.shuffle,
-        seed,
-        validation_split: config.fit.validation_split,
-    };
-    let mut printer = ProgressPrinter::new();
-    let mut callbacks: Vec<&mut dyn Callback> = Vec::new();
+    let history = fit(&mut model, &data, &config, args.quiet)?;
+    let (test_line, test_json) = test_figures(&model, &data, config.fit.batch_size)?;
     if !args.quiet {
-        callbacks.push(&mut printer);
-    }
-    let history = model.fit(&train_src, None, &opts, &mut callbacks)?;
-
-    let eval = model.evaluate(&test_src, config.fit.batch_size)?;
-    let accuracy = eval.metric("accuracy");
-    if !args.quiet {
-        let acc = accuracy
-            .map(|a| format!(", accuracy {a:.4}"))
-            .unwrap_or_default();
-        println!(
-            "Test: loss {:.4}{acc} on {} samples",
-            eval.loss, eval.samples
-        );
+        println!("Test: {test_line}");
     }
     model.save(&args.out)?;
+    if let TrainingData::Sequences {
+        tokenizer: Some((tok, seq_len)),
+        ..
+    } = &data
+    {
+        crate::text::write_vocab(&args.out, tok, *seq_len)?;
+    }
     if !args.quiet {
         println!("Model written to {}", args.out.display());
     }
     if let Some(path) = &args.metrics_json {
-        let test_json = json!({ "loss": eval.loss, "accuracy": accuracy, "samples": eval.samples });
-        write_metrics(path, &history, test_json, threads, train.len())?;
+        write_metrics(path, &history, test_json, threads, data.train_len())?;
     }
     Ok(())
 }
 
-fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
-    if let Some(d) = &args.data {
-        config.data.path = d.clone();
+fn fit(
+    model: &mut Sequential,
+    data: &TrainingData,
+    config: &TrainConfig,
+    quiet: bool,
+) -> Result<History> {
+    let opts = FitOptions {
+        epochs: config.fit.epochs,
+        batch_size: config.fit.batch_size,
+        shuffle: config.fit.shuffle,
+        seed: config.fit.seed,
+        validation_split: config.fit.validation_split,
+    };
+    let mut printer = ProgressPrinter::new();
+    let mut callbacks: Vec<&mut dyn Callback> = Vec::new();
+    if !quiet {
+        callbacks.push(&mut printer);
     }
+    let history = match data {
+        TrainingData::Images {
+            train,
+            preprocessing,
+            ..
+        } => {
+            let src = ImageSource::new(train, preprocessing)?;
+            model.fit(&src, None, &opts, &mut callbacks)?
+        }
+        TrainingData::Sequences { train, .. } => model.fit(train, None, &opts, &mut callbacks)?,
+    };
+    Ok(history)
+}
+
+/// The test figures as a line of text and as JSON.
+fn test_figures(
+    model: &Sequential,
+    data: &TrainingData,
+    batch_size: usize,
+) -> Result<(String, serde_json::Value)> {
+    let names = data.class_names();
+    let report = match data {
+        TrainingData::Images {
+            test,
+            preprocessing,
+            ..
+        } => {
+            let src = ImageSource::new(test, preprocessing)?;
+            ClassificationReport::evaluate(model, &src, batch_size, names)?
+        }
+        TrainingData::Sequences { test, .. } if data.regression_steps().is_some() => {
+            let stats = crate::series::model_stats(model);
+            let r = RegressionReport::evaluate(model, test, batch_size, stats.as_ref())?;
+            let line = format!("{} on {} samples", r.summary_line(), r.samples);
+            return Ok((line, r.json()));
+        }
+        TrainingData::Sequences { test, .. } => {
+            ClassificationReport::evaluate(model, test, batch_size, names)?
+        }
+    };
+    let line = format!("{} on {} samples", report.summary_line(), report.samples);
+    Ok((line, report.json()))
+}
+
+fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
     if let Some(e) = args.epochs {
         config.fit.epochs = e;
     }
