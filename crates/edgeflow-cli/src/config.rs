@@ -458,3 +458,31 @@ fn optimizer_by_name(name: &str) -> Result<OptimizerConfig> {
     let kind: OptimizerKind = serde_json::from_value(table)?;
     Ok(kind.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgeflow_nn::Sequential;
+
+    /// Every config shipped in `examples/` parses, names a known optimizer, loss and metrics,
+    /// and builds its model, so a typo in an example fails CI rather than a user's first run.
+    #[test]
+    fn every_example_config_loads_and_builds() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("examples folder")
+            .map(|e| e.expect("examples entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        assert!(paths.len() >= 7, "expected the seven example configs, found {paths:?}");
+
+        for path in &paths {
+            let config = TrainConfig::load(path)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let model = Sequential::from_architecture(&config.model, 0)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(model.param_count() > 0, "{}: no parameters", path.display());
+        }
+    }
+}
