@@ -345,13 +345,53 @@ impl DataConfig {
 }
 
 /// An optimizer written as a name (`"adam"`) or as a table with settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum OptimizerSpec {
     /// Keras name with defaults.
     Name(String),
     /// `{ type = "adam", learning_rate = 0.001, ... }`.
     Full(OptimizerConfig),
+}
+
+impl<'de> Deserialize<'de> for OptimizerSpec {
+    /// Checks the name or the table while parsing, so that a mistake is reported with the
+    /// line of the `optimizer` key.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(name) => {
+                optimizer_by_name(&name).map_err(|e| D::Error::custom(format!("{e:#}")))?;
+                Ok(OptimizerSpec::Name(name))
+            }
+            table @ toml::Value::Table(_) => table
+                .try_into()
+                .map(OptimizerSpec::Full)
+                .map_err(|e: toml::de::Error| D::Error::custom(e.message())),
+            other => Err(D::Error::custom(format!(
+                "optimizer must be a name such as \"adam\" or a table such as \
+                 {{ type = \"adam\", learning_rate = 0.001 }}, not {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+/// A loss name, checked while parsing so that a mistake is reported with its line.
+fn known_loss<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    Loss::from_name(&name, false).map_err(serde::de::Error::custom)?;
+    Ok(name)
+}
+
+/// Metric names, checked while parsing so that a mistake is reported with its line.
+fn known_metrics<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    for name in &names {
+        Metric::from_name(name).map_err(serde::de::Error::custom)?;
+    }
+    Ok(names)
 }
 
 /// The `[compile]` section.
@@ -361,12 +401,13 @@ pub struct CompileSection {
     /// The optimizer.
     pub optimizer: OptimizerSpec,
     /// Keras loss name.
+    #[serde(deserialize_with = "known_loss")]
     pub loss: String,
     /// Whether the model outputs logits.
     #[serde(default)]
     pub from_logits: bool,
     /// Keras metric names.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "known_metrics")]
     pub metrics: Vec<String>,
 }
 
@@ -475,11 +516,14 @@ mod tests {
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         paths.sort();
-        assert!(paths.len() >= 7, "expected the seven example configs, found {paths:?}");
+        assert!(
+            paths.len() >= 7,
+            "expected the seven example configs, found {paths:?}"
+        );
 
         for path in &paths {
-            let config = TrainConfig::load(path)
-                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let config =
+                TrainConfig::load(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             let model = Sequential::from_architecture(&config.model, 0)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(model.param_count() > 0, "{}: no parameters", path.display());

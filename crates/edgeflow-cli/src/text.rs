@@ -1,29 +1,18 @@
 //! Text folders for the `text_folder` format: the word tokenizer fitted on the training split,
-//! texts encoded to token ids, and the vocabulary file that travels beside the model.
-//!
-//! The model file's metadata has no place for a vocabulary, so `train` writes it next to the
-//! model as `MODEL.vocab.json` (e.g. `spam.efm.vocab.json`), with the SHA-256 of the model
-//! file it belongs to; `evaluate` and `predict` refuse a model that takes token ids when that
-//! file is missing or belongs to another model.
+//! texts encoded to token ids, and the vocabulary that `train` stores in the model file's
+//! metadata, so that `evaluate` and `predict` turn text into the same ids from the model file
+//! alone.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use edgeflow_data::{TextDataset, WordTokenizer};
-use edgeflow_nn::{LayerConfig, Sequential};
+use edgeflow_nn::{LayerConfig, Sequential, Vocabulary};
 use edgeflow_tensor::Tensor;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::TextSource;
 use crate::samples::{map_labels, Samples};
 use crate::BadInput;
-
-/// Format name written in every vocabulary file.
-const VOCAB_FORMAT: &str = "edgeflow-vocab";
-/// Version of the vocabulary file layout.
-const VOCAB_VERSION: u32 = 1;
 
 /// The train and test splits of a `text_folder` config, ready for `fit`.
 pub struct TextTraining {
@@ -135,112 +124,48 @@ pub fn evaluation_texts(root: &Path, split: Option<&Path>) -> Result<(TextDatase
     Ok((all, format!("every file of {}", root.display())))
 }
 
-/// What the vocabulary file holds.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VocabFile {
-    format: String,
-    version: u32,
-    /// SHA-256 of the model file this vocabulary belongs to, hex.
-    model_sha256: String,
-    /// How texts are split: lower-cased runs of alphanumeric characters.
-    tokenizer: String,
-    /// Token ids per text: the first tokens, padded with 0 at the end.
-    sequence_length: usize,
-    /// Words in id order: word `i` has id `i + 2` (0 is padding, 1 out of vocabulary).
-    words: Vec<String>,
-}
+/// How [`WordTokenizer`] splits texts, as written in the model file.
+const TOKENIZER: &str = "word: lower-case alphanumeric runs";
 
-/// Where the vocabulary of the model at `model` lives: `MODEL.vocab.json`.
-pub fn vocab_path(model: &Path) -> PathBuf {
-    let mut name = model.as_os_str().to_os_string();
-    name.push(".vocab.json");
-    PathBuf::from(name)
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
-/// Writes the vocabulary of the model saved at `model` beside it, atomically (a temporary file
-/// renamed into place).
-///
-/// # Errors
-/// I/O errors.
-pub fn write_vocab(model: &Path, tokenizer: &WordTokenizer, sequence_length: usize) -> Result<()> {
-    let doc = VocabFile {
-        format: VOCAB_FORMAT.into(),
-        version: VOCAB_VERSION,
-        model_sha256: file_sha256(model)?,
-        tokenizer: "word: lower-case alphanumeric runs".into(),
+/// The vocabulary to store in the model file's metadata.
+pub fn vocabulary(tokenizer: &WordTokenizer, sequence_length: usize) -> Vocabulary {
+    Vocabulary {
+        tokenizer: TOKENIZER.into(),
         sequence_length,
         words: tokenizer.words().to_vec(),
-    };
-    let path = vocab_path(model);
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let write = || -> std::io::Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer(&mut tmp, &doc)?;
-        tmp.write_all(b"\n")?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    write().with_context(|| format!("cannot write the vocabulary file {}", path.display()))
+    }
 }
 
-/// The tokenizer of the model at `model_path`, read from its vocabulary file and checked
-/// against the model.
+/// The tokenizer of the model read from `model_path`, from the vocabulary in its metadata,
+/// checked against the model.
 ///
 /// # Errors
-/// [`BadInput`] when the file is missing, malformed, belongs to another model file or does not
-/// fit the model's input length or embedding size.
-pub fn read_vocab(model_path: &Path, model: &Sequential) -> Result<WordTokenizer> {
-    let path = vocab_path(model_path);
-    let bad = |msg: String| anyhow::Error::from(BadInput(format!("{}: {msg}", path.display())));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(BadInput(format!(
-                "{} takes token ids, but its vocabulary file {} is missing; `edgeflow train` \
-                 writes it next to the model: keep the two files together",
-                model_path.display(),
-                path.display()
-            ))
-            .into())
-        }
-        Err(e) => return Err(bad(format!("cannot read: {e}"))),
+/// [`BadInput`] when the model holds no vocabulary, or one of another tokenizer, or one that
+/// does not fit its input length or embedding size.
+pub fn tokenizer_of(model_path: &Path, model: &Sequential) -> Result<WordTokenizer> {
+    let bad =
+        |msg: String| anyhow::Error::from(BadInput(format!("{}: {msg}", model_path.display())));
+    let Some(vocab) = &model.metadata.vocabulary else {
+        return Err(bad(
+            "the model takes token ids but holds no vocabulary to make them from text; train \
+             it with `edgeflow train` on a text_folder config"
+                .into(),
+        ));
     };
-    let doc: VocabFile = serde_json::from_str(&text)
-        .map_err(|e| bad(format!("not an edgeflow vocabulary file: {e}")))?;
-    if doc.format != VOCAB_FORMAT || doc.version != VOCAB_VERSION {
+    if vocab.tokenizer != TOKENIZER {
         return Err(bad(format!(
-            "format {:?} version {}, expected {VOCAB_FORMAT:?} version {VOCAB_VERSION}",
-            doc.format, doc.version
+            "the vocabulary is for tokenizer {:?}; this edgeflow splits texts as {TOKENIZER:?}",
+            vocab.tokenizer
         )));
     }
-    if doc.model_sha256 != file_sha256(model_path)? {
+    if model.input_shape() != [vocab.sequence_length] {
         return Err(bad(format!(
-            "written for another model file than {}; retrain, or put the model's own \
-             vocabulary file beside it",
-            model_path.display()
-        )));
-    }
-    let tokenizer = WordTokenizer::from_words(doc.words);
-    if model.input_shape() != [doc.sequence_length] {
-        return Err(bad(format!(
-            "sequence_length {} does not match the model input {:?}",
-            doc.sequence_length,
+            "the vocabulary's sequence_length {} does not match the model input {:?}",
+            vocab.sequence_length,
             model.input_shape()
         )));
     }
+    let tokenizer = WordTokenizer::from_words(vocab.words.clone());
     check_embedding(model, &tokenizer).map_err(|e| bad(e.to_string()))?;
     Ok(tokenizer)
 }
@@ -268,14 +193,6 @@ pub fn check_embedding(model: &Sequential, tokenizer: &WordTokenizer) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vocab_path_appends_to_the_model_name() {
-        assert_eq!(
-            vocab_path(Path::new("out/spam.efm")),
-            PathBuf::from("out/spam.efm.vocab.json")
-        );
-    }
 
     #[test]
     fn encoded_texts_are_f32_ids() {

@@ -179,8 +179,12 @@ impl Sequential {
                 .for_each(|c| c.on_epoch_begin(epoch, batches.len()));
             let mut tally = Tally::new(metrics.len());
             for (b, idx) in batches.iter().enumerate() {
-                self.train_step(train, idx, loss, metrics, optimizer, &mut rng, &mut tally)
-                    .map_err(|e| diverged_at(e, epoch, b))?;
+                // The whole step runs on a kernel-pool thread, so each of its many small ops
+                // calls its kernel right there instead of handing it to the pool.
+                edgeflow_tensor::threading::install(|| {
+                    self.train_step(train, idx, loss, metrics, optimizer, &mut rng, &mut tally)
+                })
+                .map_err(|e| diverged_at(e, epoch, b))?;
                 let progress = BatchProgress {
                     epoch,
                     epochs: opts.epochs,

@@ -36,6 +36,8 @@ pub use layers::{
 };
 pub use loss::Loss;
 pub use metrics::{ConfusionMatrix, Metric};
-pub use model::{Architecture, CompileConfig, ModelMetadata, Preprocessing, Sequential};
+pub use model::{
+    Architecture, CompileConfig, ModelMetadata, Preprocessing, Sequential, Vocabulary,
+};
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind, Schedule};
 pub use summary::thousands;

@@ -70,6 +70,23 @@ impl Loss {
         }
     }
 
+    /// Turns a model's outputs into what the loss reads them as: class probabilities from
+    /// logits (softmax over the last axis for the categorical losses, the logistic sigmoid for
+    /// binary cross-entropy) when the loss was set `from_logits`; the outputs unchanged
+    /// otherwise.
+    ///
+    /// # Errors
+    /// Tensor errors (a non-f32 or rank-0 prediction).
+    pub fn probabilities(&self, pred: &Tensor) -> Result<Tensor> {
+        let out = match *self {
+            Loss::SparseCategoricalCrossentropy { from_logits: true }
+            | Loss::CategoricalCrossentropy { from_logits: true } => pred.softmax(-1),
+            Loss::BinaryCrossentropy { from_logits: true } => pred.sigmoid(),
+            _ => return Ok(pred.clone()),
+        };
+        out.ctx("probabilities")
+    }
+
     /// The loss of each sample, `[batch]`. The batch loss is its mean; the epoch loss is the
     /// mean over all samples (not the mean of batch means).
     ///

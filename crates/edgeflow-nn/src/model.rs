@@ -52,6 +52,19 @@ impl Default for Preprocessing {
     }
 }
 
+/// The word vocabulary of a model that reads token ids, so that a text model needs no file
+/// beside it to turn text into its input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vocabulary {
+    /// How texts are split into words, in plain words (e.g. lower-cased alphanumeric runs).
+    pub tokenizer: String,
+    /// Token ids per text: the first tokens, padded with id 0 at the end.
+    pub sequence_length: usize,
+    /// Words in id order: word `i` has id `i + 2` (0 is padding, 1 out of vocabulary).
+    pub words: Vec<String>,
+}
+
 /// What travels with a model besides its layers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelMetadata {
@@ -61,6 +74,9 @@ pub struct ModelMetadata {
     /// Input preprocessing.
     #[serde(default)]
     pub preprocessing: Preprocessing,
+    /// The vocabulary of a model whose input is token ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<Vocabulary>,
 }
 
 /// What `compile` fixes: loss and metrics (the optimizer is kept separately, with its state).

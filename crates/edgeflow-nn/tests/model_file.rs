@@ -9,7 +9,7 @@ use edgeflow_nn::layers::{PaddingConfig, Pair};
 use edgeflow_nn::{
     Activation, BatchNormalizationConfig, Conv2DConfig, DenseConfig, DropoutConfig, FitOptions,
     LayerConfig, Loss, Metric, ModelMetadata, NnError, OptimizerConfig, OptimizerKind,
-    Pooling2DConfig, Preprocessing, Schedule, Sequential, TensorDataset, FORMAT,
+    Pooling2DConfig, Preprocessing, Schedule, Sequential, TensorDataset, Vocabulary, FORMAT,
 };
 use edgeflow_tensor::{Rng, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
@@ -32,6 +32,13 @@ fn metadata() -> ModelMetadata {
             mean: vec![0.5, 0.4, 0.3],
             std: vec![0.25, 0.2, 0.3],
         },
+        vocabulary: Some(Vocabulary {
+            tokenizer: "word: lower-case alphanumeric runs".into(),
+            sequence_length: 7,
+            words: ["the", "café", "\"quoted\"", "x"]
+                .map(String::from)
+                .to_vec(),
+        }),
     }
 }
 

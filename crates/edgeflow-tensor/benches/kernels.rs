@@ -7,6 +7,8 @@
 //!
 //! What is timed:
 //! * `matmul N`: `a.matmul(&b)` of two `[N, N]` tensors without gradients, `2 N^3` FLOP.
+//! * `matrixmultiply N`: the same product through the `matrixmultiply` crate, for the choice
+//!   of GEMM crate.
 //! * `conv forward`: `x.conv2d(&kernel, Some(&bias), valid)` without gradients (im2col, GEMM,
 //!   bias), `2 * out_positions * patch_len * filters` FLOP.
 //! * `conv backward`: `loss.backward()` alone for `loss = (conv(x) * R).sum_all()`; the
@@ -123,6 +125,57 @@ fn bench_matmul(c: &mut Criterion, samples: &Samples, sizes: &[usize]) {
     group.finish();
 }
 
+/// The same products through the `matrixmultiply` crate (its own threads, `threading`
+/// feature; `MATMUL_NUM_THREADS` is set to the bench's thread count), the GEMM crate edgeflow
+/// compared `gemm` against before choosing.
+fn bench_matrixmultiply(c: &mut Criterion, samples: &Samples, sizes: &[usize]) {
+    let mut group = c.benchmark_group("matrixmultiply");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1));
+    group
+        .measurement_time(Duration::from_secs(3))
+        .sampling_mode(SamplingMode::Flat);
+    for &n in sizes {
+        let a = random(&[n, n], 1).to_vec_f32().unwrap();
+        let b = random(&[n, n], 2).to_vec_f32().unwrap();
+        let mut out = vec![0.0f32; n * n];
+        let name = format!("matrixmultiply {n}");
+        let stride = n as isize;
+        group.bench_function(n.to_string(), |bench| {
+            bench.iter_custom(|iters| {
+                timed(
+                    samples,
+                    &name,
+                    iters,
+                    || (),
+                    |_| {
+                        // SAFETY: `a`, `b` and `out` are n x n row-major buffers, matching the
+                        // dimensions and strides passed.
+                        unsafe {
+                            matrixmultiply::sgemm(
+                                n,
+                                n,
+                                n,
+                                1.0,
+                                a.as_ptr(),
+                                stride,
+                                1,
+                                b.as_ptr(),
+                                stride,
+                                1,
+                                0.0,
+                                out.as_mut_ptr(),
+                                stride,
+                                1,
+                            )
+                        }
+                    },
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_convs(c: &mut Criterion, samples: &Samples) {
     let valid = Conv2dOptions {
         strides: (1, 1),
@@ -219,6 +272,17 @@ fn print_table(samples: &Samples, sizes: &[usize], threads: usize) {
             print_row(&name, 2.0 * (n as f64).powi(3), secs, "");
         }
     }
+    for &n in sizes {
+        let name = format!("matrixmultiply {n}");
+        if let Some(secs) = median_of(samples, &name) {
+            print_row(
+                &name,
+                2.0 * (n as f64).powi(3),
+                secs,
+                "the crate not chosen",
+            );
+        }
+    }
     for conv in &CONVS {
         let name = format!("{} forward", conv.name);
         if let Some(fwd) = median_of(samples, &name) {
@@ -256,11 +320,13 @@ fn main() {
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     threading::set_num_threads(threads);
+    std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
     let sizes = matmul_sizes();
 
     let samples: Samples = Arc::default();
     let mut c = Criterion::default().configure_from_args();
     bench_matmul(&mut c, &samples, &sizes);
+    bench_matrixmultiply(&mut c, &samples, &sizes);
     bench_convs(&mut c, &samples);
     c.final_summary();
 

@@ -76,25 +76,49 @@ pub fn num_threads() -> usize {
 }
 
 /// Runs `f` inside the kernel pool, so that rayon calls in it use that pool.
+///
+/// The pool's threads flush subnormals to zero (see [`flush_denormals_to_zero`]). When the
+/// caller is itself a rayon thread, `f` runs right there, with the same mode set only for the
+/// call: the caller's own floating-point mode is restored afterwards.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    flush_denormals_once();
     if rayon::current_thread_index().is_some() {
         // Already on a pool thread: nested work stays where it is.
+        let _mode = ScopedFlushToZero::enter();
         return f();
     }
     pool().install(f)
 }
 
-/// Sets FTZ/DAZ on the calling thread the first time it runs a kernel.
-fn flush_denormals_once() {
-    thread_local! {
-        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    DONE.with(|d| {
-        if !d.replace(true) {
+/// FTZ and DAZ on the current thread until dropped, then the previous mode again.
+struct ScopedFlushToZero {
+    #[cfg(target_arch = "x86_64")]
+    saved: u32,
+}
+
+impl ScopedFlushToZero {
+    fn enter() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: reading MXCSR has no effect; SSE is part of the x86_64 baseline.
+            #[allow(deprecated)]
+            let saved = unsafe { std::arch::x86_64::_mm_getcsr() };
             flush_denormals_to_zero();
+            ScopedFlushToZero { saved }
         }
-    });
+        #[cfg(not(target_arch = "x86_64"))]
+        ScopedFlushToZero {}
+    }
+}
+
+impl Drop for ScopedFlushToZero {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: writes back the value read in `enter`, a valid MXCSR of this thread.
+        #[allow(deprecated)]
+        unsafe {
+            std::arch::x86_64::_mm_setcsr(self.saved);
+        }
+    }
 }
 
 /// Below this many floating-point operations a kernel stays on the calling thread.

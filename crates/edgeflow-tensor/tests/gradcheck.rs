@@ -771,6 +771,76 @@ fn fused_conv_relu_gradients_match_finite_differences_and_the_unfused_ops() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Fused LSTM cell
+
+/// The LSTM cell from separate ops, the way a layer without the fused op computes it.
+fn lstm_cell_unfused(z: &Tensor, c_prev: &Tensor) -> edgeflow_tensor::Result<Tensor> {
+    let u = c_prev.dims()[1];
+    let i = z.narrow(1, 0, u)?.sigmoid()?;
+    let f = z.narrow(1, u, u)?.sigmoid()?;
+    let g = z.narrow(1, 2 * u, u)?.tanh()?;
+    let o = z.narrow(1, 3 * u, u)?.sigmoid()?;
+    let c = f.mul(c_prev)?.add(&i.mul(&g)?)?;
+    let h = o.mul(&c.tanh()?)?;
+    Tensor::concat(&[h, c], 1)
+}
+
+#[test]
+fn lstm_cell_grads_for_gates_and_memory() {
+    for (i, (batch, units)) in [(1, 1), (3, 2), (2, 5)].into_iter().enumerate() {
+        let z = uniform(&[batch, 4 * units], -2.5, 2.5, 230 + i as u64);
+        let c = uniform(&[batch, units], -1.5, 1.5, 240 + i as u64);
+        check(&format!("lstm_cell {batch}x{units}"), [z, c], |t| {
+            t[0].lstm_cell(&t[1])
+        });
+    }
+}
+
+#[test]
+fn lstm_cell_equals_the_unfused_ops() {
+    let z = uniform(&[4, 12], -4.0, 4.0, 250).with_requires_grad(true);
+    let c = uniform(&[4, 3], -2.0, 2.0, 251).with_requires_grad(true);
+    let weights = uniform(&[4, 6], -1.0, 1.0, 252);
+    let fused = z.lstm_cell(&c).unwrap();
+    let plain = lstm_cell_unfused(&z, &c).unwrap();
+    let (vf, vp) = (values(&fused), values(&plain));
+    for (a, b) in vf.iter().zip(&vp) {
+        assert!(
+            (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+            "forward {a} vs {b}"
+        );
+    }
+
+    let loss = |t: &Tensor| t.mul(&weights).unwrap().sum_all().unwrap();
+    let (gf, gp) = (
+        loss(&fused).backward().unwrap(),
+        loss(&plain).backward().unwrap(),
+    );
+    for leaf in [&z, &c] {
+        let (a, b) = (values(gf.get(leaf).unwrap()), values(gp.get(leaf).unwrap()));
+        for (a, b) in a.iter().zip(&b) {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "gradient {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn lstm_cell_rejects_mismatched_shapes() {
+    let z = Tensor::zeros([2, 8]);
+    for bad in [
+        Tensor::zeros([2, 3]),
+        Tensor::zeros([3, 2]),
+        Tensor::zeros([2]),
+    ] {
+        let err = z.lstm_cell(&bad).unwrap_err().to_string();
+        assert!(err.contains("lstm_cell"), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The checker itself
 
 #[test]

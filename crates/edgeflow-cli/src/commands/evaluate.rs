@@ -62,7 +62,7 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
 }
 
 fn run_text(args: &EvaluateArgs, model: &Sequential) -> Result<()> {
-    let tokenizer = crate::text::read_vocab(&args.model, model)?;
+    let tokenizer = crate::text::tokenizer_of(&args.model, model)?;
     let (texts, what) = crate::text::evaluation_texts(&args.data, args.split.as_deref())?;
     let names = &model.metadata.class_names;
     let samples = crate::text::text_samples(

@@ -39,10 +39,15 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             pre.scale, pre.mean, pre.std
         );
     }
-    if crate::samples::takes_tokens(&model) {
-        let vocab = crate::text::vocab_path(&args.model);
-        let state = if vocab.is_file() { "" } else { " (missing)" };
-        println!("vocabulary:     {}{state}", vocab.display());
+    if let Some(v) = &model.metadata.vocabulary {
+        println!(
+            "vocabulary:     {} words ({}), {} ids per text",
+            edgeflow_nn::thousands(v.words.len()),
+            v.tokenizer,
+            v.sequence_length
+        );
+    } else if crate::samples::takes_tokens(&model) {
+        println!("vocabulary:     none (the model cannot read text)");
     }
     if let Some(c) = model.compile_config() {
         let metrics: Vec<String> = c.metrics.iter().map(|m| m.name()).collect();

@@ -89,8 +89,17 @@ fn answer_file(model: &Sequential, kind: &InputKind, path: &Path) -> Result<Vec<
         InputKind::Texts(tok) => load_text(model, tok, path)?,
         InputKind::Series(stats) => return answer_series(model, stats.as_ref(), path),
     };
-    let probs = model.predict(&x, 1)?.to_vec_f32()?;
+    let probs = probabilities(model, &model.predict(&x, 1)?)?.to_vec_f32()?;
     Ok(vec![Answer::Classes(probs)])
+}
+
+/// The model's outputs as class probabilities: a model trained on logits
+/// (`from_logits = true`) gets the softmax or sigmoid its loss applied.
+fn probabilities(model: &Sequential, outputs: &Tensor) -> Result<Tensor> {
+    Ok(match model.compile_config() {
+        Some(c) => c.loss.probabilities(outputs)?,
+        None => outputs.clone(),
+    })
 }
 
 /// One answer per series of a `.ts` file. A forecasting model takes series of its `seq_len`
@@ -108,7 +117,7 @@ fn answer_series(
 
     if !is_regression(model) {
         let x = series::padded_inputs(ds, input_len, path)?;
-        let probs = model.predict(&x, 64)?.to_vec_f32()?;
+        let probs = probabilities(model, &model.predict(&x, 64)?)?.to_vec_f32()?;
         return Ok(probs
             .chunks(outputs)
             .map(|p| Answer::Classes(p.to_vec()))
@@ -141,7 +150,7 @@ fn answer_series(
 pub fn run(args: &PredictArgs) -> Result<()> {
     let model = Sequential::load(&args.model)?;
     let kind = if takes_tokens(&model) {
-        InputKind::Texts(crate::text::read_vocab(&args.model, &model)?)
+        InputKind::Texts(crate::text::tokenizer_of(&args.model, &model)?)
     } else if model.input_shape().len() == 2 {
         InputKind::Series(series::model_stats(&model))
     } else {

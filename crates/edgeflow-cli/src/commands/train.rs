@@ -265,6 +265,13 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
     model.metadata = ModelMetadata {
         class_names: data.class_names().to_vec(),
         preprocessing: data.preprocessing().clone(),
+        vocabulary: match &data {
+            TrainingData::Sequences {
+                tokenizer: Some((tok, seq_len)),
+                ..
+            } => Some(crate::text::vocabulary(tok, *seq_len)),
+            _ => None,
+        },
     };
     if !args.quiet {
         print!("{}", model.summary());
@@ -276,13 +283,6 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
         println!("Test: {test_line}");
     }
     model.save(&args.out)?;
-    if let TrainingData::Sequences {
-        tokenizer: Some((tok, seq_len)),
-        ..
-    } = &data
-    {
-        crate::text::write_vocab(&args.out, tok, *seq_len)?;
-    }
     if !args.quiet {
         println!("Model written to {}", args.out.display());
     }

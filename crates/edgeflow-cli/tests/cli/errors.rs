@@ -60,17 +60,56 @@ fn unknown_layer_type_names_the_config_line() {
 #[test]
 fn unknown_optimizer_is_named_with_the_known_ones() {
     let fx = Fixture::new();
-    fx.config_with("config.toml", "\"adam\"", "\"adamax9\"");
+    let (_, line) = fx.config_with("config.toml", "\"adam\"", "\"adamax9\"");
 
     let run = fx.run(&["train", "config.toml", "-q"]);
 
-    run.fails(EXIT_RUN, &["config.toml", "adamax9", "known", "sgd"]);
+    run.fails(
+        EXIT_RUN,
+        &[
+            "config.toml",
+            &format!("line {line}"),
+            "adamax9",
+            "known",
+            "sgd",
+        ],
+    );
+}
+
+#[test]
+fn unknown_optimizer_type_in_a_table_names_the_line() {
+    let fx = Fixture::new();
+    let (_, line) = fx.config_with(
+        "config.toml",
+        "\"adam\"",
+        "{ type = \"adamax9\", learning_rate = 0.01 }",
+    );
+
+    let run = fx.run(&["train", "config.toml", "-q"]);
+
+    run.fails(
+        EXIT_RUN,
+        &["config.toml", &format!("line {line}"), "adamax9", "adam"],
+    );
+}
+
+#[test]
+fn unknown_metric_names_the_line() {
+    let fx = Fixture::new();
+    let (_, line) = fx.config_with("config.toml", "[\"accuracy\"]", "[\"acuracy\"]");
+
+    let run = fx.run(&["train", "config.toml", "-q"]);
+
+    run.fails(
+        EXIT_RUN,
+        &["config.toml", &format!("line {line}"), "acuracy"],
+    );
 }
 
 #[test]
 fn unknown_loss_is_named_with_the_known_ones() {
     let fx = Fixture::new();
-    fx.config_with(
+    let (_, line) = fx.config_with(
         "config.toml",
         "\"sparse_categorical_crossentropy\"",
         "\"hinge_loss9\"",
@@ -82,6 +121,7 @@ fn unknown_loss_is_named_with_the_known_ones() {
         EXIT_RUN,
         &[
             "config.toml",
+            &format!("line {line}"),
             "hinge_loss9",
             "known",
             "categorical_crossentropy",

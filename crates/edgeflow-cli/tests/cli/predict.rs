@@ -129,3 +129,34 @@ fn wrong_image_size_names_file_and_both_sizes() {
 
     run.fails(EXIT_INPUT, &["small.png", "6x4", "[8, 8, 3]"]);
 }
+
+#[test]
+fn a_model_trained_on_logits_answers_with_probabilities() {
+    // A linear last layer with `from_logits = true`: its raw outputs are logits, which can be
+    // negative or above one; predict must show their softmax.
+    let fx = Fixture::new();
+    let text = crate::common::CONFIG
+        .replace("units = 2\nactivation = \"softmax\"", "units = 2")
+        .replace(
+            "loss = \"sparse_categorical_crossentropy\"",
+            "loss = \"sparse_categorical_crossentropy\"\nfrom_logits = true",
+        );
+    assert!(text.contains("from_logits = true") && !text.contains("\"softmax\""));
+    fx.write("config.toml", &text);
+    fx.train_model();
+    write_png(&fx.path("blue.png"), SIDE, SIDE, 0, 7);
+
+    let run = fx
+        .run(&["predict", "model.efm", "blue.png", "--json"])
+        .success();
+    let doc = json(run.stdout.lines().next().expect("one answer"));
+    let probs: Vec<f64> = doc["top"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|a| a["probability"].as_f64().expect("probability"))
+        .collect();
+    assert_eq!(probs.len(), CLASSES.len(), "{doc}");
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)), "{doc}");
+    assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{doc}");
+}

@@ -342,7 +342,7 @@ fn text_fixture() -> Fixture {
 }
 
 #[test]
-fn text_folder_trains_with_a_vocabulary_file_and_reports_spam_f1() {
+fn text_folder_trains_a_one_file_model_and_reports_spam_f1() {
     let fx = text_fixture();
 
     let metrics = train(&fx);
@@ -354,7 +354,13 @@ fn text_folder_trains_with_a_vocabulary_file_and_reports_spam_f1() {
         "mail/ham/h7.txt",
     ]);
 
-    assert!(fx.path("model.efm.vocab.json").is_file());
+    // The vocabulary travels inside the model file: nothing is written beside it.
+    let beside: Vec<_> = std::fs::read_dir(fx.path("."))
+        .expect("fixture dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("model.efm"))
+        .collect();
+    assert_eq!(beside, ["model.efm"]);
     assert_eq!(metrics["train_samples"].as_u64(), Some(12));
     assert_eq!(metrics["test"]["positive_class"].as_str(), Some("spam"));
     let doc = json(evaluated.success().stdout.trim());
@@ -377,37 +383,22 @@ fn text_folder_trains_with_a_vocabulary_file_and_reports_spam_f1() {
 }
 
 #[test]
-fn missing_or_foreign_vocabulary_file_is_refused() {
+fn a_text_model_without_its_vocabulary_is_refused() {
     let fx = text_fixture();
     train(&fx);
-    std::fs::rename(fx.path("model.efm.vocab.json"), fx.path("kept.json")).expect("mv");
+    // The same network saved without a vocabulary, as the Rust API leaves it by default.
+    let mut model = edgeflow_nn::Sequential::load(fx.path("model.efm")).expect("load");
+    model.metadata.vocabulary = None;
+    model.save(fx.path("bare.efm")).expect("save");
 
-    let evaluate = fx.run(&["evaluate", "model.efm", "--data", "mail"]);
-    let predict = fx.run(&["predict", "model.efm", "mail/ham/h7.txt"]);
+    let inspect = fx.run(&["inspect", "model.efm"]).success();
+    let evaluate = fx.run(&["evaluate", "bare.efm", "--data", "mail"]);
+    let predict = fx.run(&["predict", "bare.efm", "mail/ham/h7.txt"]);
 
+    assert!(inspect.stdout.contains("vocabulary:"), "{}", inspect.stdout);
     for run in [evaluate, predict] {
-        run.fails(EXIT_INPUT, &["model.efm.vocab.json", "missing"]);
+        run.fails(EXIT_INPUT, &["bare.efm", "no vocabulary"]);
     }
-
-    // A vocabulary written for another model file is refused too.
-    std::fs::rename(fx.path("kept.json"), fx.path("model.efm.vocab.json")).expect("mv");
-    fx.run(&[
-        "train",
-        "config.toml",
-        "-q",
-        "--seed",
-        "4",
-        "--out",
-        "other.efm",
-    ])
-    .success();
-    std::fs::copy(
-        fx.path("model.efm.vocab.json"),
-        fx.path("other.efm.vocab.json"),
-    )
-    .expect("cp");
-    let run = fx.run(&["evaluate", "other.efm", "--data", "mail"]);
-    run.fails(EXIT_INPUT, &["other.efm.vocab.json", "another model"]);
 }
 
 #[test]

@@ -111,6 +111,12 @@ impl Cell {
         })
     }
 
+    /// Whether the LSTM step can use the fused [`Tensor::lstm_cell`]: it computes Keras'
+    /// default activations (sigmoid gates, tanh cell) only.
+    fn has_fused_lstm_cell(&self) -> bool {
+        self.activation == Activation::Tanh && self.recurrent_activation == Activation::Sigmoid
+    }
+
     /// The zero initial state: `[h]`, or `[h, c]` for an LSTM, each `[batch, units]`.
     pub fn zero_state(&self, batch: usize) -> Vec<Tensor> {
         let n = if self.has_memory() { 2 } else { 1 };
@@ -135,6 +141,11 @@ impl Cell {
         let (act, rec) = (self.activation, self.recurrent_activation);
         match self.kind {
             CellKind::Simple => Ok(vec![act.apply(&xw.add(&h.matmul(w.recurrent)?)?)?]),
+            CellKind::Lstm { .. } if self.has_fused_lstm_cell() => {
+                let z = xw.add(&h.matmul(w.recurrent)?)?;
+                let hc = z.lstm_cell(&state[1])?;
+                Ok(vec![hc.narrow(1, 0, u)?, hc.narrow(1, u, u)?])
+            }
             CellKind::Lstm { .. } => {
                 let z = xw.add(&h.matmul(w.recurrent)?)?;
                 let i = rec.apply(&z.narrow(1, 0, u)?)?;

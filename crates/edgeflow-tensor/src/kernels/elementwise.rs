@@ -6,6 +6,17 @@ use crate::threading::PARALLEL_MIN_WORK;
 
 const CHUNK: usize = 1 << 14;
 
+/// The logistic function, written so that `exp` only ever sees a non-positive argument.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
 /// `out[i] = f(x[i])`, split across threads for large inputs.
 pub fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     if x.len() < PARALLEL_MIN_WORK {

@@ -5,6 +5,7 @@ mod binary;
 mod conv;
 mod matmul;
 mod nn;
+mod recurrent;
 mod reduce;
 mod shape_ops;
 mod unary;

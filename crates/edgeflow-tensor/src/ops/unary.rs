@@ -4,7 +4,7 @@ use std::f32::consts::FRAC_2_SQRT_PI;
 
 use crate::autograd::record;
 use crate::error::Result;
-use crate::kernels::elementwise::{map, zip_map};
+use crate::kernels::elementwise::{map, sigmoid, zip_map};
 use crate::Tensor;
 
 /// Runs `f` over the elements of `x` into a new tensor of the same shape.
@@ -59,16 +59,6 @@ fn unary_by_output(
     Ok(record(out, op, vec![x.clone()], move |_, g, _| {
         Ok(vec![Some(zip_tensor(op, g, &saved, move |g, y| g * d(y))?)])
     }))
-}
-
-fn sigmoid(x: f32) -> f32 {
-    // Written so that neither branch overflows: exp only ever sees a non-positive argument.
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
 }
 
 fn erf(x: f32) -> f32 {
