@@ -114,9 +114,9 @@ pub fn sgemm(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool) {
 }
 
 /// Outputs at most this large (a small weight gradient) are computed by splitting `k`.
-const SPLIT_K_MAX_OUTPUT: usize = 128 * 128;
+const SPLIT_K_MAX_OUTPUT: usize = 512 * 128;
 /// Length of each `k` slice; fixed, so results do not depend on the thread count.
-const SPLIT_K_CHUNK: usize = 4096;
+const SPLIT_K_CHUNK: usize = 1024;
 
 /// `a · b` for a small output and a long inner dimension (`colsᵀ · grad` of a convolution): the
 /// GEMM library cannot split such a product across threads, so slices of `k` are multiplied in
