@@ -80,6 +80,14 @@ pub struct DataConfig {
     /// Images: optional per-channel standard deviation divided by after that.
     #[serde(default)]
     pub std: Option<Vec<f32>>,
+    /// `image_folder`: scale images of another size to the model's input size (default false:
+    /// such an image is an error).
+    #[serde(default)]
+    pub resize: Option<bool>,
+    /// `image_folder`: leave out unreadable or damaged images, with a warning and a count
+    /// (default false: such an image stops the run, naming the file).
+    #[serde(default)]
+    pub skip_bad_images: Option<bool>,
     /// `ucr_ts`: the training `.ts` file.
     #[serde(default)]
     pub train: Option<PathBuf>,
@@ -122,6 +130,17 @@ pub struct ImageFiles {
     pub mean: Vec<f32>,
     /// Per-channel std (empty: none).
     pub std: Vec<f32>,
+    /// How image files are read.
+    pub load: ImageLoad,
+}
+
+/// How the files of an image folder are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageLoad {
+    /// Scale images of another size to the model's input size.
+    pub resize: bool,
+    /// Leave out unreadable images (counted and logged) instead of failing.
+    pub skip_bad_images: bool,
 }
 
 /// The task of a time-series dataset.
@@ -188,6 +207,8 @@ impl DataConfig {
             ("scale", self.scale.is_some()),
             ("mean", self.mean.is_some()),
             ("std", self.std.is_some()),
+            ("resize", self.resize.is_some()),
+            ("skip_bad_images", self.skip_bad_images.is_some()),
             ("train", self.train.is_some()),
             ("test", self.test.is_some()),
             ("problem", self.problem.is_some()),
@@ -207,9 +228,16 @@ impl DataConfig {
     /// Refuses keys that the format does not read.
     fn check_keys(&self) -> Result<()> {
         let allowed: &[&str] = match self.format {
-            DataFormat::ImageFolder | DataFormat::Cifar10Binary => {
-                &["path", "scale", "mean", "std", "task"]
-            }
+            DataFormat::ImageFolder => &[
+                "path",
+                "scale",
+                "mean",
+                "std",
+                "resize",
+                "skip_bad_images",
+                "task",
+            ],
+            DataFormat::Cifar10Binary => &["path", "scale", "mean", "std", "task"],
             DataFormat::UcrTs => &[
                 "path",
                 "train",
@@ -274,6 +302,10 @@ impl DataConfig {
                 scale: self.scale.unwrap_or(1.0),
                 mean: self.mean.clone().unwrap_or_default(),
                 std: self.std.clone().unwrap_or_default(),
+                load: ImageLoad {
+                    resize: self.resize.unwrap_or(false),
+                    skip_bad_images: self.skip_bad_images.unwrap_or(false),
+                },
             }),
             DataFormat::UcrTs => DataSource::Ucr(self.ucr_source(path, &resolve)?),
             DataFormat::TextFolder => {
@@ -459,8 +491,15 @@ impl TrainConfig {
     pub fn load(path: &Path) -> Result<TrainConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut config: TrainConfig =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut config: TrainConfig = toml::from_str(&text).map_err(|e| {
+            match e
+                .span()
+                .and_then(|span| table_error(&text, span.start, e.message()))
+            {
+                Some(located) => anyhow::anyhow!("{}: {located}", path.display()),
+                None => anyhow::anyhow!("{}: {e}", path.display()),
+            }
+        })?;
         config.base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         config
             .compile_parts()
@@ -487,6 +526,90 @@ impl TrainConfig {
             .collect::<Result<_, _>>()?;
         Ok((optimizer, loss, metrics))
     }
+}
+
+/// A clearer report for an error the TOML reader pins on the `[[model.layers]]` array (as it
+/// does for a layer's arguments, which are read after its `type`): the line of the key at
+/// fault and its layer, when the message names the key (`unknown field`) or quotes its value
+/// (`invalid type: string "…"`, `unknown variant`). `None` when the error is elsewhere or
+/// names nothing that can be found.
+fn table_error(text: &str, offset: usize, message: &str) -> Option<String> {
+    const HEADER: &str = "[[model.layers]]";
+    let lines: Vec<&str> = text.lines().collect();
+    let reported = text[..offset.min(text.len())].matches('\n').count();
+    if lines.get(reported)?.trim() != HEADER {
+        return None;
+    }
+    let key_of = |l: &str| l.split('=').next().map(|k| k.trim().to_string());
+    let value_of = |l: &str| l.split_once('=').map(|(_, v)| v.to_string());
+    let named = between(message, "unknown field `", "`");
+    let quoted = between(message, "string \"", "\"").or(between(message, "unknown variant `", "`"));
+    // The fields the failing layer takes, as the message lists them after "expected".
+    let expected: Vec<&str> = message
+        .split_once("expected")
+        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    let header_of = |i: usize| {
+        (0..=i)
+            .rev()
+            .find(|&h| lines[h].trim_start().starts_with('['))
+    };
+    // Another layer may use the same key rightly: the table at fault is one whose other keys
+    // are all fields the failing layer takes.
+    let table_fits = |h: usize, unknown: &str| {
+        lines[h + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .filter_map(|l| key_of(l).filter(|k| !k.is_empty() && !k.starts_with('#')))
+            .all(|k| k == "type" || k == unknown || expected.contains(&k.as_str()))
+    };
+    let at_fault = (reported..lines.len()).find(|&i| match (named, quoted) {
+        (Some(k), _) => {
+            key_of(lines[i]).as_deref() == Some(k) && header_of(i).is_some_and(|h| table_fits(h, k))
+        }
+        (None, Some(v)) => value_of(lines[i]).is_some_and(|x| x.contains(&format!("\"{v}\""))),
+        (None, None) => false,
+    })?;
+
+    // The layer table holding that line: its header, number and type.
+    let header = header_of(at_fault)?;
+    if lines[header].trim() != HEADER {
+        return None;
+    }
+    let layer = lines[..=header]
+        .iter()
+        .filter(|l| l.trim() == HEADER)
+        .count();
+    let layer_type = lines[header + 1..]
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find(|l| key_of(l).as_deref() == Some("type"))
+        .and_then(|l| value_of(l))
+        .map(|v| {
+            v.split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"')
+                .to_string()
+        });
+    let what = match layer_type {
+        Some(t) => format!("layer {layer} ({t})"),
+        None => format!("layer {layer}"),
+    };
+    Some(format!(
+        "line {}: {}, in {what}, the [[model.layers]] table at line {}",
+        at_fault + 1,
+        message.trim_end(),
+        header + 1
+    ))
+}
+
+/// The text between the first `start` and the next `end` after it.
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = s.find(start)? + start.len();
+    let len = s[from..].find(end)?;
+    Some(&s[from..from + len])
 }
 
 fn optimizer_by_name(name: &str) -> Result<OptimizerConfig> {

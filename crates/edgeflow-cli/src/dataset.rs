@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use edgeflow_data::{ImageDataset, ImageFolderOptions, Normalization};
+use edgeflow_data::{ImageDataset, ImageFolderOptions, Normalization, OnBadImage};
 use edgeflow_nn::{Dataset, NnError, Preprocessing};
 use edgeflow_tensor::Tensor;
 
-use crate::config::DataFormat;
+use crate::config::{DataFormat, ImageLoad};
 use crate::BadInput;
 
 /// Where to get CIFAR-10, for error messages about a missing data folder.
@@ -16,36 +16,91 @@ project; the official binary release (cifar-10-batches-bin) is at \
 https://www.cs.toronto.edu/~kriz/cifar.html";
 
 /// Loads the train and test splits. Image folders are read at the size of `input_shape`
-/// (`[height, width, 3]`); a dataset whose images do not have that shape is refused.
+/// (`[height, width, 3]`), resized to it if `load` says so; a dataset whose images do not have
+/// that shape is refused.
 pub fn load_splits(
     path: &Path,
     format: DataFormat,
     input_shape: &[usize],
+    load: ImageLoad,
 ) -> Result<(ImageDataset, ImageDataset)> {
-    if !path.is_dir() {
-        return Err(BadInput(format!(
-            "data folder {} does not exist; expected {}. {CIFAR_HINT}",
-            path.display(),
-            expected_layout(format)
-        ))
-        .into());
-    }
+    check_folder(path, format)?;
     let (train, test) = match format {
-        DataFormat::ImageFolder => load_image_folders(path, input_shape),
-        DataFormat::Cifar10Binary => edgeflow_data::load_cifar_bin_dir(path).map_err(Into::into),
+        DataFormat::ImageFolder => {
+            let train = load_image_split(path, "train", input_shape, load)?;
+            let test = load_image_split(path, "test", input_shape, load)?;
+            if train.class_names != test.class_names {
+                return Err(BadInput(format!(
+                    "class folders differ between train/ ({:?}) and test/ ({:?})",
+                    train.class_names, test.class_names
+                ))
+                .into());
+            }
+            (train, test)
+        }
+        DataFormat::Cifar10Binary => edgeflow_data::load_cifar_bin_dir(path)
+            .map_err(anyhow::Error::from)
+            .with_context(|| in_folder(path, format))?,
         DataFormat::UcrTs | DataFormat::TextFolder => {
             bail!("format {:?} does not hold images", format.name())
         }
-    }
-    .with_context(|| {
-        format!(
-            "cannot load {} (expected {})",
-            path.display(),
-            expected_layout(format)
-        )
-    })?;
+    };
+    check_shape(path, &train, input_shape)?;
+    Ok((train, test))
+}
 
-    let shape = [train.height, train.width, train.channels];
+/// Loads the test split alone (`test/` of an image folder, `test_batch.bin` of CIFAR-10
+/// binary files), for evaluation: the training images are neither needed nor decoded.
+pub fn load_test_split(
+    path: &Path,
+    format: DataFormat,
+    input_shape: &[usize],
+    load: ImageLoad,
+) -> Result<ImageDataset> {
+    check_folder(path, format)?;
+    let test = match format {
+        DataFormat::ImageFolder => load_image_split(path, "test", input_shape, load)?,
+        DataFormat::Cifar10Binary => {
+            edgeflow_data::read_cifar_bin(path.join(edgeflow_data::CIFAR_TEST_FILE))
+                .map_err(anyhow::Error::from)
+                .with_context(|| in_folder(path, format))?
+        }
+        DataFormat::UcrTs | DataFormat::TextFolder => {
+            bail!("format {:?} does not hold images", format.name())
+        }
+    };
+    check_shape(path, &test, input_shape)?;
+    Ok(test)
+}
+
+/// A missing data folder, or a file where a folder was expected, is bad input.
+fn check_folder(path: &Path, format: DataFormat) -> Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let what = if path.exists() {
+        "is a file, not a folder"
+    } else {
+        "does not exist"
+    };
+    Err(BadInput(format!(
+        "data folder {} {what}; expected a folder with {}. {CIFAR_HINT}",
+        path.display(),
+        expected_layout(format)
+    ))
+    .into())
+}
+
+fn in_folder(path: &Path, format: DataFormat) -> String {
+    format!(
+        "cannot load {} (expected {})",
+        path.display(),
+        expected_layout(format)
+    )
+}
+
+fn check_shape(path: &Path, images: &ImageDataset, input_shape: &[usize]) -> Result<()> {
+    let shape = [images.height, images.width, images.channels];
     if shape[..] != *input_shape {
         return Err(BadInput(format!(
             "{} holds images of shape {shape:?}, the model takes {input_shape:?}",
@@ -53,11 +108,17 @@ pub fn load_splits(
         ))
         .into());
     }
-    Ok((train, test))
+    Ok(())
 }
 
-/// `root/train` and `root/test` at the model's input size, through the decoded-image cache.
-fn load_image_folders(root: &Path, input_shape: &[usize]) -> Result<(ImageDataset, ImageDataset)> {
+/// `root/<split>` at the model's input size, through the decoded-image cache. Skipped files
+/// (only with `load.skip_bad_images`) are logged one by one and counted on standard error.
+fn load_image_split(
+    root: &Path,
+    split: &str,
+    input_shape: &[usize],
+    load: ImageLoad,
+) -> Result<ImageDataset> {
     let size = match *input_shape {
         [h, w, 3] => u32::try_from(h).ok().zip(u32::try_from(w).ok()),
         _ => None,
@@ -68,19 +129,31 @@ fn load_image_folders(root: &Path, input_shape: &[usize]) -> Result<(ImageDatase
              [height, width, 3]"
         );
     };
-    let options = ImageFolderOptions::with_size(height, width);
+    let options = ImageFolderOptions {
+        resize: load.resize,
+        on_error: if load.skip_bad_images {
+            OnBadImage::Skip
+        } else {
+            OnBadImage::Fail
+        },
+        ..ImageFolderOptions::with_size(height, width)
+    };
     let cache = edgeflow_data::default_cache_dir();
-    let (train, _) = edgeflow_data::cached_image_folder(root.join("train"), &options, &cache)?;
-    let (test, _) = edgeflow_data::cached_image_folder(root.join("test"), &options, &cache)?;
-
-    if train.class_names != test.class_names {
-        return Err(BadInput(format!(
-            "class folders differ between train/ ({:?}) and test/ ({:?})",
-            train.class_names, test.class_names
-        ))
-        .into());
+    let (images, report) = edgeflow_data::cached_image_folder(root.join(split), &options, &cache)
+        .map_err(anyhow::Error::from)
+        .with_context(|| in_folder(root, DataFormat::ImageFolder))?;
+    if !report.skipped.is_empty() {
+        for s in &report.skipped {
+            tracing::warn!(file = %s.path.display(), reason = %s.reason, "image skipped");
+        }
+        eprintln!(
+            "{}: skipped {} unreadable image(s), kept {}",
+            root.join(split).display(),
+            report.skipped.len(),
+            images.len()
+        );
     }
-    Ok((train, test))
+    Ok(images)
 }
 
 /// Guesses the format of a data folder from what it contains.

@@ -25,7 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "edgeflow", version, about)]
 struct Cli {
     /// Worker threads for the kernels (default: EDGEFLOW_NUM_THREADS, else all cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = at_least_one)]
     threads: Option<usize>,
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -44,6 +44,16 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Show what a model file holds.
     Inspect(commands::inspect::InspectArgs),
+}
+
+/// Parses a count that must be at least 1 (epochs, batch size, threads, ...), so that 0 is a
+/// usage error (exit code 2) like any other malformed flag.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Peak resident memory of this process in MiB, where the OS reports it.
@@ -80,15 +90,32 @@ impl std::fmt::Display for BadInput {
 
 impl std::error::Error for BadInput {}
 
+/// A flag whose value cannot work, found before any work starts (an output path in a folder
+/// that does not exist, say). Exits with 2, like the usage errors clap reports.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 /// The process exit code of a failed command:
 ///
 /// - 1: the run failed, including a config file that cannot be read or parsed, or names an
 ///   unknown layer, optimizer, loss or metric;
-/// - 2: bad usage of the command line (clap exits with it before any command runs);
+/// - 2: bad usage of the command line: clap exits with it before any command runs, and a
+///   command with a flag value that cannot work (an output path in a missing folder);
 /// - 3: bad input data or model file: a missing or malformed data folder, an image that cannot
 ///   be read or has the wrong size, data that does not fit the model, a model file that is
 ///   missing, unreadable or not an edgeflow model.
 fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.is::<Usage>()) {
+        return 2;
+    }
     let is_input = err.chain().any(|e| {
         e.is::<BadInput>()
             || e.is::<edgeflow_data::DataError>()

@@ -63,8 +63,13 @@ fn check_folder(root: &Path) -> Result<()> {
     if root.is_dir() {
         return Ok(());
     }
+    let what = if root.exists() {
+        "is a file, not a folder"
+    } else {
+        "does not exist"
+    };
     Err(BadInput(format!(
-        "text folder {} does not exist; expected <class>/<text files> with a \
+        "text folder {} {what}; expected <class>/<text files> with a \
          `train|test<TAB>class/file` split list, such as ../shared/datasets/spamassassin",
         root.display()
     ))
@@ -117,6 +122,13 @@ pub fn evaluation_texts(root: &Path, split: Option<&Path>) -> Result<(TextDatase
     );
     if split.is_some() || split_file.is_file() {
         let (_, test) = edgeflow_data::load_text_split(root, &split_file)?;
+        if test.is_empty() {
+            return Err(BadInput(format!(
+                "{} lists no `test` entries: there is nothing to evaluate",
+                split_file.display()
+            ))
+            .into());
+        }
         let what = format!("test split of {}", split_file.display());
         return Ok((test, what));
     }

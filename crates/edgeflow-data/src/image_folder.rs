@@ -354,13 +354,32 @@ fn decode_for_dataset(path: &Path, options: &ImageFolderOptions) -> Result<RgbIm
     let img = read_image_rgb(path)?;
     match options.image_size {
         Some((h, w)) if options.resize && (img.height, img.width) != (h, w) => {
-            resize_rgb(img, h, w).ok_or_else(|| DataError::BadImage {
-                path: path.to_path_buf(),
-                reason: "decoded pixel buffer does not match its size".into(),
-            })
+            resize_image_rgb(img, h, w, path)
         }
         _ => Ok(img),
     }
+}
+
+/// Scales `img` to `height x width` with bilinear filtering (an image already of that size is
+/// returned as it is). `path` names the image in errors.
+///
+/// # Errors
+/// [`DataError::InvalidArgument`] for a zero side; [`DataError::BadImage`] if the pixel buffer
+/// does not hold `img.height x img.width x 3` bytes.
+pub fn resize_image_rgb(img: RgbImage, height: u32, width: u32, path: &Path) -> Result<RgbImage> {
+    if height == 0 || width == 0 {
+        return Err(DataError::invalid(
+            "resize",
+            format!("{height}x{width} has a zero side"),
+        ));
+    }
+    if (img.height, img.width) == (height, width) {
+        return Ok(img);
+    }
+    resize_rgb(img, height, width).ok_or_else(|| DataError::BadImage {
+        path: path.to_path_buf(),
+        reason: "decoded pixel buffer does not match its size".into(),
+    })
 }
 
 /// Bilinear resize; `None` only if the pixel buffer does not match the stated size.

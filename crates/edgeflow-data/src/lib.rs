@@ -45,8 +45,8 @@ pub use cifar_bin::{
 pub use error::{DataError, Result};
 pub use image_dataset::ImageDataset;
 pub use image_folder::{
-    decode_image_rgb, load_cifar10_jpg, load_image_folder, read_image_rgb, ImageFolderOptions,
-    LoadReport, OnBadImage, RgbImage, SkippedFile, IMAGE_EXTENSIONS,
+    decode_image_rgb, load_cifar10_jpg, load_image_folder, read_image_rgb, resize_image_rgb,
+    ImageFolderOptions, LoadReport, OnBadImage, RgbImage, SkippedFile, IMAGE_EXTENSIONS,
 };
 pub use text::{
     load_text_folder, load_text_split, read_split_file, Split, SplitEntry, TextDataset,

@@ -55,12 +55,19 @@ impl EpochLogs {
 pub struct History {
     /// One entry per completed epoch.
     pub epochs: Vec<EpochLogs>,
+    /// Samples trained on per epoch (the training data less any `validation_split` part).
+    #[serde(default)]
+    pub train_samples: usize,
 }
 
 impl History {
     /// The history as pretty JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into())
+    ///
+    /// # Errors
+    /// [`serde_json::Error`] if a figure cannot be written (it never is for finite or
+    /// non-finite floats, which become `null`).
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(self)
     }
 }
 
@@ -227,8 +234,12 @@ impl Callback for EarlyStopping {
             missing(&self.monitor.name);
             return Ok(());
         };
-        if better && self.restore_best_weights {
-            self.best_weights = Some(control.model.weights());
+        if better {
+            // An improving epoch never stops training, whatever the patience (as in Keras).
+            if self.restore_best_weights {
+                self.best_weights = Some(control.model.weights());
+            }
+            return Ok(());
         }
         if self.monitor.wait >= self.patience {
             control.stop = true;
@@ -307,9 +318,14 @@ impl ReduceLrOnPlateau {
 
 impl Callback for ReduceLrOnPlateau {
     fn on_epoch_end(&mut self, logs: &EpochLogs, control: &mut TrainControl<'_>) -> Result<()> {
-        if self.monitor.update(logs).is_none() {
-            missing(&self.monitor.name);
-            return Ok(());
+        match self.monitor.update(logs) {
+            None => {
+                missing(&self.monitor.name);
+                return Ok(());
+            }
+            // An improving epoch never lowers the rate, whatever the patience (as in Keras).
+            Some(true) => return Ok(()),
+            Some(false) => {}
         }
         if self.monitor.wait >= self.patience {
             let new_lr = (control.learning_rate * self.factor).max(self.min_lr);

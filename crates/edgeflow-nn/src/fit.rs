@@ -156,14 +156,27 @@ impl Sequential {
         metrics: &[Metric],
         optimizer: &mut Optimizer,
     ) -> Result<History> {
-        let (train_part, split_part) = split_validation(train, opts.validation_split)?;
+        // Validation data given outright replaces `validation_split`, which then costs the
+        // training data nothing (as in Keras).
+        let split = if validation.is_some() {
+            if opts.validation_split > 0.0 {
+                tracing::warn!("validation data given: validation_split is ignored");
+            }
+            0.0
+        } else {
+            opts.validation_split
+        };
+        let (train_part, split_part) = split_validation(train, split)?;
         let validation = validation.or(split_part.as_ref().map(|s| s as &dyn Dataset));
         let train: &dyn Dataset = train_part.as_ref().map_or(train, |s| s as &dyn Dataset);
         if train.is_empty() {
             return Err(NnError::Config("the training dataset is empty".into()));
         }
         let mut rng = Rng::seed(opts.seed);
-        let mut history = History::default();
+        let mut history = History {
+            train_samples: train.len(),
+            ..History::default()
+        };
         callbacks
             .iter_mut()
             .for_each(|c| c.on_train_begin(opts.epochs, train.len()));

@@ -458,6 +458,33 @@ fn validation_split_holds_out_the_last_samples() {
 }
 
 #[test]
+fn validation_data_replaces_the_split_and_all_samples_train() {
+    fixed_threads();
+    let opts = |split: f32| FitOptions {
+        batch_size: 3,
+        shuffle: false,
+        validation_split: split,
+        ..FitOptions::default()
+    };
+    let val = dat02_data();
+
+    let plain = identity_model()
+        .fit(&dat02_data(), Some(&val), &opts(0.0), &mut [])
+        .unwrap();
+    let both = identity_model()
+        .fit(&dat02_data(), Some(&val), &opts(0.3), &mut [])
+        .unwrap();
+    let split_only = identity_model()
+        .fit(&dat02_data(), None, &opts(0.3), &mut [])
+        .unwrap();
+
+    assert_eq!(both.train_samples, 10);
+    assert_eq!(split_only.train_samples, 7);
+    assert_eq!(both.epochs[0].loss, plain.epochs[0].loss);
+    assert_eq!(both.epochs[0].val_loss, plain.epochs[0].val_loss);
+}
+
+#[test]
 fn validation_split_outside_the_unit_interval_is_a_config_error() {
     for split in [1.0f32, -0.1, 0.01] {
         let mut model = identity_model();
@@ -537,6 +564,47 @@ fn early_stopping_stops_and_restores_the_best_weights() {
         "w = {}",
         weight(&model)
     );
+}
+
+/// [`drifting_model`] validated on its training sample instead: the validation loss
+/// (1 - w)^2 = 0.64, 0.4096, 0.262 improves every epoch.
+fn improving_model() -> (Sequential, TensorDataset, TensorDataset) {
+    let (model, train, _) = drifting_model();
+    let val = TensorDataset::new(Tensor::ones([1, 1]), Tensor::ones([1, 1])).unwrap();
+    (model, train, val)
+}
+
+#[test]
+fn patience_zero_acts_only_on_an_epoch_that_does_not_improve() {
+    fixed_threads();
+    let (mut model, train, val) = improving_model();
+    let mut stop = EarlyStopping::new("val_loss", 0);
+    let mut reduce = ReduceLrOnPlateau::new("val_loss").with(0.5, 0, 0.0);
+    let history = model
+        .fit(
+            &train,
+            Some(&val),
+            &fit_epochs(4),
+            &mut [&mut stop, &mut reduce],
+        )
+        .unwrap();
+    assert_eq!(
+        history.epochs.len(),
+        4,
+        "improving epochs never stop training"
+    );
+    assert_eq!(stop.stopped_epoch, None);
+    let rates: Vec<f32> = history.epochs.iter().map(|e| e.learning_rate).collect();
+    assert_eq!(rates, vec![0.1; 4], "improving epochs never lower the rate");
+
+    // On the drifting model the first epoch that does not improve (the second) stops it.
+    let (mut model, train, val) = drifting_model();
+    let mut stop = EarlyStopping::new("val_loss", 0);
+    let history = model
+        .fit(&train, Some(&val), &fit_epochs(10), &mut [&mut stop])
+        .unwrap();
+    assert_eq!(history.epochs.len(), 2);
+    assert_eq!(stop.stopped_epoch, Some(2));
 }
 
 #[test]

@@ -8,7 +8,8 @@ use anyhow::Result;
 use clap::Args;
 use edgeflow_nn::{ConfusionMatrix, Sequential};
 
-use crate::dataset::{detect_format, load_splits, ImageSource};
+use crate::config::ImageLoad;
+use crate::dataset::{detect_format, load_test_split, ImageSource};
 use crate::report::{fmt4, ClassificationReport, RegressionReport};
 use crate::samples::{is_regression, takes_tokens};
 use crate::series;
@@ -19,8 +20,9 @@ use crate::BadInput;
 pub struct EvaluateArgs {
     /// The model file.
     pub model: PathBuf,
-    /// Test data: an image folder with train/ and test/, CIFAR-10 binary files, a UCR/UEA .ts
-    /// file (time-series models), or a text folder (models that take token ids).
+    /// Test data: an image folder with test/<class>/ (train/ is not read), a folder of CIFAR-10
+    /// binary files (test_batch.bin is read), a UCR/UEA .ts file (time-series models), or a
+    /// text folder (models that take token ids).
     #[arg(long)]
     pub data: PathBuf,
     /// Text folders: the split list whose test entries are evaluated (default: DATA/split.tsv
@@ -28,8 +30,15 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "FILE")]
     pub split: Option<PathBuf>,
     /// Samples per inference batch.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::at_least_one)]
     pub batch_size: usize,
+    /// Image folders: scale images of another size to the model's input size.
+    #[arg(long)]
+    pub resize: bool,
+    /// Image folders: leave out unreadable images (counted on standard error) instead of
+    /// failing.
+    #[arg(long)]
+    pub skip_bad_images: bool,
     /// Print the figures as one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -45,7 +54,11 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         return run_series(args, &model);
     }
     let format = detect_format(&args.data);
-    let (_, test) = load_splits(&args.data, format, model.input_shape())?;
+    let load = ImageLoad {
+        resize: args.resize,
+        skip_bad_images: args.skip_bad_images,
+    };
+    let test = load_test_split(&args.data, format, model.input_shape(), load)?;
     let names = &model.metadata.class_names;
     if !names.is_empty() && names != &test.class_names {
         return Err(BadInput(format!(

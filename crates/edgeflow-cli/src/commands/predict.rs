@@ -26,9 +26,13 @@ pub struct PredictArgs {
     /// time-series model.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// How many classes to list per answer.
-    #[arg(long, default_value_t = 3)]
+    /// How many classes to list per answer (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = crate::at_least_one)]
     pub top: usize,
+    /// Images: scale an image of another size to the model's input size (bilinear) instead of
+    /// refusing it.
+    #[arg(long)]
+    pub resize: bool,
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -52,9 +56,13 @@ enum Answer {
 }
 
 /// Reads one image as a preprocessed `[1, h, w, c]` input, or says why it cannot.
-fn load_image(model: &Sequential, path: &Path) -> Result<Tensor> {
-    let img = read_image_rgb(path)?;
+fn load_image(model: &Sequential, path: &Path, resize: bool) -> Result<Tensor> {
+    let mut img = read_image_rgb(path)?;
     let expected = model.input_shape();
+    if let (true, &[h, w, 3]) = (resize, expected) {
+        let (h, w) = (u32::try_from(h)?, u32::try_from(w)?);
+        img = edgeflow_data::resize_image_rgb(img, h, w, path)?;
+    }
     let shape = [img.height as usize, img.width as usize, 3];
     if expected != shape {
         return Err(BadInput(format!(
@@ -83,9 +91,14 @@ fn load_text(model: &Sequential, tokenizer: &WordTokenizer, path: &Path) -> Resu
 }
 
 /// The answers for one file: one for an image or a text, one per series of a `.ts` file.
-fn answer_file(model: &Sequential, kind: &InputKind, path: &Path) -> Result<Vec<Answer>> {
+fn answer_file(
+    model: &Sequential,
+    kind: &InputKind,
+    path: &Path,
+    resize: bool,
+) -> Result<Vec<Answer>> {
     let x = match kind {
-        InputKind::Images => load_image(model, path)?,
+        InputKind::Images => load_image(model, path, resize)?,
         InputKind::Texts(tok) => load_text(model, tok, path)?,
         InputKind::Series(stats) => return answer_series(model, stats.as_ref(), path),
     };
@@ -160,7 +173,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let mut failures = 0;
     let mut input_failures = 0;
     for path in &args.files {
-        match answer_file(&model, &kind, path) {
+        match answer_file(&model, &kind, path, args.resize) {
             Ok(answers) => {
                 let numbered = matches!(kind, InputKind::Series(_));
                 for (i, answer) in answers.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! `edgeflow train CONFIG`: trains the model a config file describes, evaluates it on the test
 //! split, writes the model file and optionally a metrics JSON.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -16,6 +16,7 @@ use crate::dataset::{load_splits, ImageSource};
 use crate::progress::ProgressPrinter;
 use crate::report::{ClassificationReport, RegressionReport};
 use crate::samples::Samples;
+use crate::Usage;
 
 /// Options of `edgeflow train`.
 #[derive(Debug, Args)]
@@ -26,16 +27,16 @@ pub struct TrainArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Number of epochs (overrides `fit.epochs`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     pub epochs: Option<usize>,
     /// Batch size (overrides `fit.batch_size`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     pub batch_size: Option<usize>,
     /// Train on the first N samples of a seeded shuffle of the training split.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::at_least_one)]
     pub limit_train: Option<usize>,
     /// Evaluate on the first N samples of a seeded shuffle of the test split.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::at_least_one)]
     pub limit_test: Option<usize>,
     /// Seed of weights, shuffling and sampling (overrides `fit.seed`).
     #[arg(long)]
@@ -95,7 +96,7 @@ impl TrainingData {
         let test_seed = seed.wrapping_add(1);
         Ok(match source {
             DataSource::Images(src) => {
-                let (train, test) = load_splits(&src.path, src.format, input_shape)?;
+                let (train, test) = load_splits(&src.path, src.format, input_shape, src.load)?;
                 TrainingData::Images {
                     train: limit(train, lt, seed, lt_flag)?,
                     test: limit(test, ls, test_seed, ls_flag)?,
@@ -248,6 +249,10 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
         .source(&config.base, args.data.as_deref())
         .with_context(|| format!("{}: [data]", args.config.display()))?;
 
+    check_output(&args.out, "--out")?;
+    if let Some(path) = &args.metrics_json {
+        check_output(path, "--metrics-json")?;
+    }
     let load_start = Instant::now();
     let data = TrainingData::load(&source, &config.model.input_shape, args, seed)?;
     tracing::info!(
@@ -287,7 +292,7 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
         println!("Model written to {}", args.out.display());
     }
     if let Some(path) = &args.metrics_json {
-        write_metrics(path, &history, test_json, threads, data.train_len())?;
+        write_metrics(path, &history, test_json, threads)?;
     }
     Ok(())
 }
@@ -354,6 +359,26 @@ fn test_figures(
     Ok((line, report.json()))
 }
 
+/// Refuses an output path that cannot be written at the end of training: a folder, or a file
+/// in a folder that does not exist. Checked before the data is loaded, so that no run is lost.
+fn check_output(path: &Path, flag: &str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let problem = if path.is_dir() {
+        Some("is a folder")
+    } else if !dir.is_dir() {
+        Some("is in a folder that does not exist")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(Usage(format!("{flag} {} {p}", path.display())).into()),
+        None => Ok(()),
+    }
+}
+
 fn apply_overrides(config: &mut TrainConfig, args: &TrainArgs) {
     if let Some(e) = args.epochs {
         config.fit.epochs = e;
@@ -371,7 +396,6 @@ fn write_metrics(
     history: &History,
     test: serde_json::Value,
     threads: usize,
-    train_samples: usize,
 ) -> Result<()> {
     let epochs: Vec<_> = history
         .epochs
@@ -391,7 +415,7 @@ fn write_metrics(
         "epochs": epochs,
         "test": test,
         "threads": threads,
-        "train_samples": train_samples,
+        "train_samples": history.train_samples,
         "peak_rss_mb": crate::peak_rss_mb(),
     });
     let text = serde_json::to_string_pretty(&doc)?;

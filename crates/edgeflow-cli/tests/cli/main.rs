@@ -6,6 +6,7 @@
 mod common;
 mod errors;
 mod evaluate;
+mod inputs;
 mod inspect;
 mod predict;
 mod sequences;

@@ -342,6 +342,27 @@ fn text_fixture() -> Fixture {
 }
 
 #[test]
+fn a_split_list_without_test_entries_is_bad_input() {
+    let fx = text_fixture();
+    train(&fx);
+    fx.write(
+        "mail/train_only.tsv",
+        "train\tham/h0.txt\ntrain\tspam/s0.txt\n",
+    );
+
+    let run = fx.run(&[
+        "evaluate",
+        "model.efm",
+        "--data",
+        "mail",
+        "--split",
+        "mail/train_only.tsv",
+    ]);
+
+    run.fails(EXIT_INPUT, &["train_only.tsv", "no `test` entries"]);
+}
+
+#[test]
 fn text_folder_trains_a_one_file_model_and_reports_spam_f1() {
     let fx = text_fixture();
 

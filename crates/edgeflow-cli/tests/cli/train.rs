@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::common::{
-    assert_keys, cifar_jpegs, json, Fixture, CLASSES, CONFIG, EXIT_INPUT, EXIT_RUN, TEST_PER_CLASS,
-    TRAIN_PER_CLASS,
+    assert_keys, cifar_jpegs, json, Fixture, CLASSES, CONFIG, EXIT_INPUT, EXIT_USAGE,
+    TEST_PER_CLASS, TRAIN_PER_CLASS,
 };
 
 const EPOCH_KEYS: [&str; 6] = [
@@ -156,9 +156,9 @@ fn batch_size_and_seed_overrides_change_training() {
         "--batch-size did not change the run"
     );
 
-    // A batch size of zero reaches fit, which refuses it.
+    // A batch size of zero is refused on the command line, before anything runs.
     let zero = fx.run(&["train", "config.toml", "-q", "--batch-size", "0"]);
-    zero.fails(EXIT_RUN, &["batch size"]);
+    zero.fails(EXIT_USAGE, &["--batch-size", "at least 1"]);
 }
 
 #[test]
