@@ -79,9 +79,20 @@ impl Normalization {
     /// must be a multiple of `mean.len()`.
     ///
     /// # Errors
-    /// [`DataError::LengthMismatch`] if it is not.
+    /// [`DataError::LengthMismatch`] if it is not; [`DataError::InvalidArgument`] if `mean` is
+    /// empty or `std` has another length.
     pub fn apply(&self, data: &mut [f32]) -> Result<()> {
         let ch = self.mean.len();
+        if ch == 0 || self.std.len() != ch {
+            return Err(DataError::invalid(
+                "normalization",
+                format!(
+                    "needs as many means as standard deviations, at least one: got {} and {}",
+                    ch,
+                    self.std.len()
+                ),
+            ));
+        }
         if data.len() % ch != 0 {
             return Err(DataError::LengthMismatch {
                 what: format!("channels-last data with {ch} channels"),
@@ -172,6 +183,10 @@ impl Augment {
                 });
             }
         }
+        if len == 0 {
+            // An image with no pixels has nothing to move or flip.
+            return Ok(());
+        }
         let dy = rng.gen_range(0..=2 * self.pad);
         let dx = rng.gen_range(0..=2 * self.pad);
         let flip = self.flip && rng.gen_bool(0.5);
@@ -231,6 +246,36 @@ pub fn augment_batch(
 mod tests {
     use super::*;
     use rand::rngs::mock::StepRng;
+
+    #[test]
+    fn empty_statistics_and_empty_images_are_not_panics() {
+        let empty = Normalization {
+            mean: vec![],
+            std: vec![],
+        };
+        let uneven = Normalization {
+            mean: vec![0.5, 0.5],
+            std: vec![1.0],
+        };
+        let mut data = vec![1.0f32; 4];
+        assert!(matches!(
+            empty.apply(&mut data),
+            Err(DataError::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            uneven.apply(&mut data),
+            Err(DataError::InvalidArgument { .. })
+        ));
+
+        let aug = Augment { pad: 2, flip: true };
+        let mut rng = StepRng::new(0, 1);
+        for shape in [[4, 0, 3], [0, 4, 3], [4, 4, 0]] {
+            assert!(
+                aug.apply(&[], shape, &mut rng, &mut []).is_ok(),
+                "{shape:?}"
+            );
+        }
+    }
 
     /// 2x3 image with 1 channel, values 1..=6.
     const IMG: [u8; 6] = [1, 2, 3, 4, 5, 6];

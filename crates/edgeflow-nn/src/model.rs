@@ -304,14 +304,19 @@ impl Sequential {
                 params.len()
             )));
         }
-        for ((name, p), w) in params.iter_mut().zip(weights) {
-            if w.dims() != p.value.dims() {
+        // Every tensor is checked before any is taken, so a bad list changes nothing.
+        for ((name, p), w) in params.iter().zip(&weights) {
+            if w.dims() != p.value.dims() || w.dtype() != p.value.dtype() {
                 return Err(NnError::Input(format!(
-                    "{name}: shape {:?} for a parameter of {:?}",
+                    "{name}: {:?} {:?} for a parameter of {:?} {:?}",
+                    w.dtype(),
                     w.dims(),
+                    p.value.dtype(),
                     p.value.dims()
                 )));
             }
+        }
+        for ((_, p), w) in params.iter_mut().zip(weights) {
             p.value = w.detach().with_requires_grad(p.trainable);
         }
         Ok(())

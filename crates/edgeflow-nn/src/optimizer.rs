@@ -277,15 +277,30 @@ impl Optimizer {
     /// Applies one update to `params` from their gradients (same order; `None` = no gradient).
     ///
     /// # Errors
-    /// [`NnError::Input`] when a gradient's shape differs from its parameter's.
+    /// [`NnError::Input`] when the number of gradients differs from the number of parameters,
+    /// or a gradient's shape from its parameter's.
     pub fn step(&mut self, params: &mut [&mut Tensor], grads: &[Option<Tensor>]) -> Result<()> {
+        if grads.len() != params.len() {
+            return Err(NnError::Input(format!(
+                "optimizer step: {} gradients for {} parameters",
+                grads.len(),
+                params.len()
+            )));
+        }
         let mut grads: Vec<Option<Vec<f32>>> = grads
             .iter()
             .zip(params.iter())
             .map(|(g, p)| check_grad(g.as_ref(), p))
             .collect::<Result<_>>()?;
         self.clip(&mut grads);
-        if self.slots.len() != params.len() {
+        // Fresh state for a new parameter list: another count, or another size anywhere.
+        let fits = self.slots.len() == params.len()
+            && self
+                .slots
+                .iter()
+                .zip(params.iter())
+                .all(|(s, p)| s.iter().all(|v| v.len() == p.elem_count()));
+        if !fits {
             let n = self.config.kind.slots();
             self.slots = params
                 .iter()

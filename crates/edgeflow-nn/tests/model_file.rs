@@ -378,3 +378,22 @@ fn architecture_inside_the_file_is_plain_json() {
     assert_eq!(arch["layers"][2]["pool_size"], serde_json::json!(2));
     let _: Pair = serde_json::from_value(arch["layers"][2]["pool_size"].clone()).unwrap();
 }
+
+#[test]
+fn set_weights_with_one_bad_tensor_changes_nothing() {
+    let mut model = tiny_model();
+    let before: Vec<Vec<u32>> = model.weights().iter().map(bits).collect();
+    let mut weights: Vec<Tensor> = model
+        .weights()
+        .iter()
+        .map(|t| t.mul_scalar(2.0).unwrap())
+        .collect();
+    let last = weights.len() - 1;
+    weights[last] = Tensor::zeros([weights[last].elem_count() + 1]);
+
+    let err = model.set_weights(weights).unwrap_err();
+
+    assert!(matches!(err, NnError::Input(_)), "{err:?}");
+    let after: Vec<Vec<u32>> = model.weights().iter().map(bits).collect();
+    assert_eq!(before, after);
+}

@@ -441,3 +441,37 @@ fn schedule_is_read_at_the_iteration_count_before_the_step() {
     );
     assert_eq!(opt.base_learning_rate(), 1.0);
 }
+
+#[test]
+fn a_gradient_list_that_does_not_match_the_parameters_is_an_error() {
+    let mut opt = Optimizer::new(OptimizerKind::adam().into()).unwrap();
+    let mut a = Tensor::from_vec(vec![1.0f32, 2.0], [2]).unwrap();
+    let mut b = Tensor::from_vec(vec![3.0f32], [1]).unwrap();
+    let one_grad = [Some(Tensor::from_vec(vec![0.5f32, 0.5], [2]).unwrap())];
+
+    let err = opt.step(&mut [&mut a, &mut b], &one_grad).unwrap_err();
+
+    assert!(matches!(err, NnError::Input(_)), "{err:?}");
+    assert_eq!(
+        a.to_vec_f32().unwrap(),
+        vec![1.0, 2.0],
+        "nothing was updated"
+    );
+}
+
+#[test]
+fn reused_on_parameters_of_other_sizes_the_state_starts_afresh() {
+    // One Adam step from fresh state moves each weight by about 1e-3 * sign(g).
+    let mut opt = Optimizer::new(OptimizerKind::adam().into()).unwrap();
+    let mut first = Tensor::from_vec(vec![0.0f32; 3], [3]).unwrap();
+    let grad3 = [Some(Tensor::from_vec(vec![-100.0f32; 3], [3]).unwrap())];
+    opt.step(&mut [&mut first], &grad3).unwrap();
+
+    let mut other = Tensor::from_vec(vec![0.0f32; 2], [2]).unwrap();
+    let grad2 = [Some(Tensor::from_vec(vec![1.0f32; 2], [2]).unwrap())];
+    opt.step(&mut [&mut other], &grad2).unwrap();
+
+    for w in other.to_vec_f32().unwrap() {
+        assert!(w < 0.0, "moved against its own gradient only: {w}");
+    }
+}

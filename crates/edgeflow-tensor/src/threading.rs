@@ -18,11 +18,20 @@ fn slot() -> &'static RwLock<Option<Arc<ThreadPool>>> {
 }
 
 fn default_threads() -> usize {
-    std::env::var(NUM_THREADS_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(value) = std::env::var(NUM_THREADS_ENV) else {
+        return cores();
+    };
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            let n = cores();
+            tracing::warn!(
+                "{NUM_THREADS_ENV}={value:?} is not a positive whole number; using {n} threads"
+            );
+            n
+        }
+    }
 }
 
 fn build(threads: usize) -> Arc<ThreadPool> {
