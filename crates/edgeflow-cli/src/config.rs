@@ -462,6 +462,75 @@ pub struct FitSection {
     /// Seed of weights, shuffling and dropout.
     #[serde(default)]
     pub seed: u64,
+    /// `[fit.early_stopping]`: stop when the monitored figure stops improving.
+    #[serde(default)]
+    pub early_stopping: Option<EarlyStoppingSection>,
+    /// `[fit.reduce_lr_on_plateau]`: lower the learning rate when it stops improving.
+    #[serde(default)]
+    pub reduce_lr_on_plateau: Option<ReduceLrSection>,
+    /// `[fit.checkpoint]`: save the model after epochs (or only improving ones).
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointSection>,
+}
+
+/// Keras' `EarlyStopping` arguments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStoppingSection {
+    /// The figure watched (default `val_loss`); a name ending in `accuracy` must go up.
+    #[serde(default = "val_loss")]
+    pub monitor: String,
+    /// Epochs without improvement before stopping (default 0, as in Keras).
+    #[serde(default)]
+    pub patience: usize,
+    /// The smallest change that counts as an improvement (default 0).
+    #[serde(default)]
+    pub min_delta: f64,
+    /// Load the best epoch's weights when stopping (default false).
+    #[serde(default)]
+    pub restore_best_weights: bool,
+}
+
+/// Keras' `ReduceLROnPlateau` arguments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReduceLrSection {
+    /// The figure watched (default `val_loss`).
+    #[serde(default = "val_loss")]
+    pub monitor: String,
+    /// Multiplier of the learning rate, in (0, 1) (default 0.1).
+    #[serde(default = "tenth")]
+    pub factor: f32,
+    /// Epochs without improvement before lowering the rate (default 10).
+    #[serde(default = "ten")]
+    pub patience: usize,
+    /// The lowest rate (default 0).
+    #[serde(default)]
+    pub min_lr: f32,
+}
+
+/// Keras' `ModelCheckpoint` arguments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// The model file written, taken from the current folder like `--out`.
+    pub path: PathBuf,
+    /// The figure watched (default `val_loss`).
+    #[serde(default = "val_loss")]
+    pub monitor: String,
+    /// Save only when the monitored figure improves (default false: after every epoch).
+    #[serde(default)]
+    pub save_best_only: bool,
+}
+
+fn val_loss() -> String {
+    "val_loss".into()
+}
+fn tenth() -> f32 {
+    0.1
+}
+fn ten() -> usize {
+    10
 }
 
 fn epochs() -> usize {
@@ -482,7 +551,59 @@ impl Default for FitSection {
             validation_split: 0.0,
             shuffle: true,
             seed: 0,
+            early_stopping: None,
+            reduce_lr_on_plateau: None,
+            checkpoint: None,
         }
+    }
+}
+
+impl FitSection {
+    /// Refuses callback settings that cannot work: a validation figure watched without
+    /// validation data, a figure no epoch reports, a factor outside (0, 1). `metrics` are the
+    /// names the metrics log under (`accuracy`, `sparse_top_5_accuracy`).
+    ///
+    /// # Errors
+    /// Names the section and the setting at fault.
+    pub fn check_callbacks(&self, metrics: &[String]) -> Result<()> {
+        let watched = [
+            (
+                "early_stopping",
+                self.early_stopping.as_ref().map(|c| &c.monitor),
+            ),
+            (
+                "reduce_lr_on_plateau",
+                self.reduce_lr_on_plateau.as_ref().map(|c| &c.monitor),
+            ),
+            ("checkpoint", self.checkpoint.as_ref().map(|c| &c.monitor)),
+        ];
+        for (section, monitor) in watched {
+            let Some(monitor) = monitor else { continue };
+            let figure = monitor.strip_prefix("val_").unwrap_or(monitor);
+            if figure != "loss" && !metrics.iter().any(|m| m == figure) {
+                bail!(
+                    "[fit.{section}] monitors {monitor:?}, which no epoch reports; the figures \
+                     are loss and the metrics of [compile] ({}), with a val_ prefix for \
+                     validation",
+                    metrics.join(", ")
+                );
+            }
+            if monitor.starts_with("val_") && self.validation_split == 0.0 {
+                bail!(
+                    "[fit.{section}] monitors {monitor:?} but there is no validation data: set \
+                     validation_split in [fit], or monitor a training figure"
+                );
+            }
+        }
+        if let Some(r) = &self.reduce_lr_on_plateau {
+            if !(r.factor > 0.0 && r.factor < 1.0) {
+                bail!(
+                    "[fit.reduce_lr_on_plateau] factor {} is outside (0, 1)",
+                    r.factor
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -501,9 +622,14 @@ impl TrainConfig {
             }
         })?;
         config.base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        config
+        let (_, _, metrics) = config
             .compile_parts()
             .with_context(|| format!("{}: [compile]", path.display()))?;
+        let logged: Vec<String> = metrics.iter().map(Metric::name).collect();
+        config
+            .fit
+            .check_callbacks(&logged)
+            .with_context(|| format!("{}", path.display()))?;
         config
             .data
             .source(&config.base, None)

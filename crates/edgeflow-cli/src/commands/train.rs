@@ -8,7 +8,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use edgeflow_data::ImageDataset;
 use edgeflow_data::WordTokenizer;
-use edgeflow_nn::{Callback, FitOptions, History, Loss, ModelMetadata, Preprocessing, Sequential};
+use edgeflow_nn::{
+    Callback, EarlyStopping, FitOptions, History, Loss, ModelCheckpoint, ModelMetadata,
+    Preprocessing, ReduceLrOnPlateau, Sequential,
+};
 use serde_json::json;
 
 use crate::config::{DataSource, SeriesTask, TrainConfig};
@@ -250,6 +253,9 @@ pub fn run(args: &TrainArgs, threads: usize) -> Result<()> {
         .with_context(|| format!("{}: [data]", args.config.display()))?;
 
     check_output(&args.out, "--out")?;
+    if let Some(c) = &config.fit.checkpoint {
+        check_output(&c.path, "[fit.checkpoint] path")?;
+    }
     if let Some(path) = &args.metrics_json {
         check_output(path, "--metrics-json")?;
     }
@@ -311,9 +317,33 @@ fn fit(
         validation_split: config.fit.validation_split,
     };
     let mut printer = ProgressPrinter::new();
+    let mut stop = config.fit.early_stopping.as_ref().map(|c| {
+        EarlyStopping::new(&c.monitor, c.patience)
+            .min_delta(c.min_delta)
+            .restore_best_weights(c.restore_best_weights)
+    });
+    let mut reduce = config
+        .fit
+        .reduce_lr_on_plateau
+        .as_ref()
+        .map(|c| ReduceLrOnPlateau::new(&c.monitor).with(c.factor, c.patience, c.min_lr));
+    let mut checkpoint = config
+        .fit
+        .checkpoint
+        .as_ref()
+        .map(|c| ModelCheckpoint::new(&c.path, &c.monitor, c.save_best_only));
     let mut callbacks: Vec<&mut dyn Callback> = Vec::new();
     if !quiet {
         callbacks.push(&mut printer);
+    }
+    if let Some(c) = stop.as_mut() {
+        callbacks.push(c);
+    }
+    if let Some(c) = reduce.as_mut() {
+        callbacks.push(c);
+    }
+    if let Some(c) = checkpoint.as_mut() {
+        callbacks.push(c);
     }
     let history = match data {
         TrainingData::Images {

@@ -168,3 +168,64 @@ fn a_bad_layer_argument_is_reported_at_its_own_line_and_layer() {
         run.fails(EXIT_RUN, &[expect.as_str(), "layer 3 (Dense)"]);
     }
 }
+
+#[test]
+fn callbacks_from_the_config_stop_early_and_save_the_best_model() {
+    let fx = Fixture::new();
+    // With patience 1 on three validation images the validation loss stops improving long
+    // before 30 epochs; the rate is halved after every epoch that does not improve.
+    let (config, _) = fx.config_with(
+        "cb.toml",
+        "seed = 0",
+        "seed = 0\nepochs = 30\nvalidation_split = 0.25\n\n[fit.early_stopping]\n\
+         monitor = \"val_loss\"\npatience = 1\nrestore_best_weights = true\n\n\
+         [fit.reduce_lr_on_plateau]\nfactor = 0.5\npatience = 0\n\n\
+         [fit.checkpoint]\npath = \"best.efm\"\nsave_best_only = true",
+    );
+    let config = config.to_str().expect("utf-8").to_string();
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("epochs = 2\n", "");
+    std::fs::write(&config, text).expect("config");
+
+    let run = fx.run(&[
+        "train",
+        config.as_str(),
+        "-q",
+        "--threads",
+        "1",
+        "--metrics-json",
+        "m.json",
+    ]);
+
+    run.success();
+    let metrics = json(&std::fs::read_to_string(fx.path("m.json")).expect("metrics"));
+    let epochs = metrics["epochs"].as_array().expect("epochs").len();
+    assert!(epochs < 30, "early stopping never stopped: {epochs} epochs");
+    assert!(fx.path("best.efm").is_file(), "no checkpoint written");
+    fx.run(&["inspect", "best.efm"]).success();
+}
+
+#[test]
+fn a_callback_watching_validation_figures_needs_validation_data() {
+    let fx = Fixture::new();
+    let (config, _) = fx.config_with(
+        "cb.toml",
+        "seed = 0",
+        "seed = 0\n\n[fit.early_stopping]\npatience = 2",
+    );
+    let (typo, _) = fx.config_with(
+        "typo.toml",
+        "seed = 0",
+        "seed = 0\n\n[fit.checkpoint]\npath = \"b.efm\"\nmonitor = \"acuracy\"",
+    );
+
+    let run = fx.run(&["train", config.to_str().expect("utf-8"), "-q"]);
+    let typo = fx.run(&["train", typo.to_str().expect("utf-8"), "-q"]);
+
+    run.fails(
+        EXIT_RUN,
+        &["[fit.early_stopping]", "val_loss", "validation_split"],
+    );
+    typo.fails(EXIT_RUN, &["[fit.checkpoint]", "acuracy"]);
+}
