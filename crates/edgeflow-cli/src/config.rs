@@ -80,6 +80,9 @@ pub struct DataConfig {
     /// Images: optional per-channel standard deviation divided by after that.
     #[serde(default)]
     pub std: Option<Vec<f32>>,
+    /// Images: random changes to each training batch (never to validation or test data).
+    #[serde(default)]
+    pub augment: Option<AugmentSection>,
     /// `image_folder`: scale images of another size to the model's input size (default false:
     /// such an image is an error).
     #[serde(default)]
@@ -132,6 +135,20 @@ pub struct ImageFiles {
     pub std: Vec<f32>,
     /// How image files are read.
     pub load: ImageLoad,
+}
+
+/// The `augment` table of `[data]`: each training image is padded with `pad` zero pixels on
+/// every side, cropped back to its size at a random offset, and mirrored left to right with
+/// probability 1/2 when `flip`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentSection {
+    /// Padding before the random crop, in pixels (default 0: no crop).
+    #[serde(default)]
+    pub pad: usize,
+    /// Random horizontal flips (default false).
+    #[serde(default)]
+    pub flip: bool,
 }
 
 /// How the files of an image folder are read.
@@ -207,6 +224,7 @@ impl DataConfig {
             ("scale", self.scale.is_some()),
             ("mean", self.mean.is_some()),
             ("std", self.std.is_some()),
+            ("augment", self.augment.is_some()),
             ("resize", self.resize.is_some()),
             ("skip_bad_images", self.skip_bad_images.is_some()),
             ("train", self.train.is_some()),
@@ -233,11 +251,12 @@ impl DataConfig {
                 "scale",
                 "mean",
                 "std",
+                "augment",
                 "resize",
                 "skip_bad_images",
                 "task",
             ],
-            DataFormat::Cifar10Binary => &["path", "scale", "mean", "std", "task"],
+            DataFormat::Cifar10Binary => &["path", "scale", "mean", "std", "augment", "task"],
             DataFormat::UcrTs => &[
                 "path",
                 "train",

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use edgeflow_data::{ImageDataset, ImageFolderOptions, Normalization, OnBadImage};
+use edgeflow_data::{Augment, ImageDataset, ImageFolderOptions, Normalization, OnBadImage};
 use edgeflow_nn::{Dataset, NnError, Preprocessing};
 use edgeflow_tensor::Tensor;
 
@@ -174,11 +174,13 @@ fn expected_layout(format: DataFormat) -> &'static str {
     }
 }
 
-/// An image dataset seen through the model's preprocessing.
+/// An image dataset seen through the model's preprocessing, with optional augmentation of
+/// training batches.
 pub struct ImageSource<'a> {
     images: &'a ImageDataset,
     scale: f32,
     normalization: Option<Normalization>,
+    augment: Option<(Augment, u64)>,
 }
 
 impl<'a> ImageSource<'a> {
@@ -193,16 +195,35 @@ impl<'a> ImageSource<'a> {
             images,
             scale: pre.scale,
             normalization,
+            augment: None,
         })
     }
 
-    /// The f32 input batch `[n, height, width, channels]` of the images at `indices`.
-    pub fn inputs(&self, indices: &[usize]) -> Result<Tensor, NnError> {
+    /// Augments every training batch (see [`Dataset::train_batch`]) with `augment`, drawn from
+    /// `seed` and the step number.
+    pub fn with_augment(mut self, augment: Augment, seed: u64) -> Self {
+        self.augment = Some((augment, seed));
+        self
+    }
+
+    /// The f32 input batch `[n, height, width, channels]` of the images at `indices`,
+    /// augmented with the seed `augment_seed` when given and augmentation is on.
+    pub fn inputs(&self, indices: &[usize], augment_seed: Option<u64>) -> Result<Tensor, NnError> {
         let ds = self.images;
         let mut buf = vec![0.0f32; indices.len() * ds.image_len()];
         let fail = |e: edgeflow_data::DataError| NnError::Dataset(e.to_string());
-        ds.fill_batch_f32(indices, self.scale, &mut buf)
-            .map_err(fail)?;
+        match (&self.augment, augment_seed) {
+            (Some((augment, _)), Some(seed)) => {
+                let raw = edgeflow_data::augment_batch(ds, indices, augment, seed).map_err(fail)?;
+                let scale = self.scale;
+                buf.iter_mut()
+                    .zip(&raw)
+                    .for_each(|(o, &v)| *o = f32::from(v) * scale);
+            }
+            _ => ds
+                .fill_batch_f32(indices, self.scale, &mut buf)
+                .map_err(fail)?,
+        }
         if let Some(n) = &self.normalization {
             n.apply(&mut buf).map_err(fail)?;
         }
@@ -217,8 +238,26 @@ impl Dataset for ImageSource<'_> {
     }
 
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor), NnError> {
+        self.batch_with(indices, None)
+    }
+
+    fn train_batch(&self, indices: &[usize], step: u64) -> Result<(Tensor, Tensor), NnError> {
+        let seed = self
+            .augment
+            .as_ref()
+            .map(|(_, seed)| edgeflow_data::epoch_seed(*seed, step));
+        self.batch_with(indices, seed)
+    }
+}
+
+impl ImageSource<'_> {
+    fn batch_with(
+        &self,
+        indices: &[usize],
+        augment_seed: Option<u64>,
+    ) -> Result<(Tensor, Tensor), NnError> {
         // `inputs` checks the indices, so the label lookups below stay in range.
-        let x = self.inputs(indices)?;
+        let x = self.inputs(indices, augment_seed)?;
         let labels: Vec<i64> = indices
             .iter()
             .map(|&i| i64::from(self.images.labels[i]))

@@ -19,6 +19,18 @@ pub trait Dataset: Sync {
     /// # Errors
     /// [`NnError::Dataset`] when a sample cannot be produced.
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)>;
+
+    /// The batch for training step `step` (counted from 0 across the epochs of a `fit` call):
+    /// [`Dataset::batch`] with any change meant for training only, such as random
+    /// augmentation, which should depend on nothing but `step` and the dataset's own seed so
+    /// that a run repeats. Evaluation and validation read [`Dataset::batch`].
+    ///
+    /// # Errors
+    /// As [`Dataset::batch`].
+    fn train_batch(&self, indices: &[usize], step: u64) -> Result<(Tensor, Tensor)> {
+        let _ = step;
+        self.batch(indices)
+    }
 }
 
 /// A dataset held as two tensors whose first axis is the sample.
@@ -80,6 +92,11 @@ impl Dataset for Subset<'_> {
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
         let mapped: Vec<usize> = indices.iter().map(|&i| self.indices[i]).collect();
         self.inner.batch(&mapped)
+    }
+
+    fn train_batch(&self, indices: &[usize], step: u64) -> Result<(Tensor, Tensor)> {
+        let mapped: Vec<usize> = indices.iter().map(|&i| self.indices[i]).collect();
+        self.inner.train_batch(&mapped, step)
     }
 }
 

@@ -194,8 +194,12 @@ impl Sequential {
             for (b, idx) in batches.iter().enumerate() {
                 // The whole step runs on a kernel-pool thread, so each of its many small ops
                 // calls its kernel right there instead of handing it to the pool.
+                // Steps are numbered across epochs, so training-only changes to a batch
+                // (augmentation) differ from step to step and repeat with the seed.
+                let step = ((epoch - 1) * batches.len() + b) as u64;
                 edgeflow_tensor::threading::install(|| {
-                    self.train_step(train, idx, loss, metrics, optimizer, &mut rng, &mut tally)
+                    let (x, y) = train.train_batch(idx, step)?;
+                    self.train_step(&x, &y, loss, metrics, optimizer, &mut rng, &mut tally)
                 })
                 .map_err(|e| diverged_at(e, epoch, b))?;
                 let progress = BatchProgress {
@@ -269,19 +273,18 @@ impl Sequential {
     #[allow(clippy::too_many_arguments)]
     fn train_step(
         &mut self,
-        data: &dyn Dataset,
-        idx: &[usize],
+        x: &Tensor,
+        y: &Tensor,
         loss: &Loss,
         metrics: &[Metric],
         optimizer: &mut Optimizer,
         rng: &mut Rng,
         tally: &mut Tally,
     ) -> Result<()> {
-        let (x, y) = data.batch(idx)?;
         let mut ctx = ForwardCtx::training(rng.fork());
         let grads = {
-            let out = self.forward(&x, &mut ctx)?;
-            let per_sample = loss.per_sample(&out, &y)?;
+            let out = self.forward(x, &mut ctx)?;
+            let per_sample = loss.per_sample(&out, y)?;
             let mean = per_sample.mean_all().ctx("loss")?;
             let value = mean.to_scalar().ctx("loss")?;
             if !value.is_finite() {
@@ -291,7 +294,7 @@ impl Sequential {
                     value,
                 });
             }
-            tally.add(loss, metrics, &out.detach(), &y, &per_sample)?;
+            tally.add(loss, metrics, &out.detach(), y, &per_sample)?;
             mean.backward().ctx("backward")?
             // The graph is dropped here, so parameters are updated in place below.
         };

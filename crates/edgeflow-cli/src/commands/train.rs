@@ -351,7 +351,15 @@ fn fit(
             preprocessing,
             ..
         } => {
-            let src = ImageSource::new(train, preprocessing)?;
+            let mut src = ImageSource::new(train, preprocessing)?;
+            if let Some(a) = config.data.augment.filter(|a| a.pad > 0 || a.flip) {
+                let augment = edgeflow_data::Augment {
+                    pad: a.pad,
+                    flip: a.flip,
+                };
+                // Its own stream, apart from the weights' and the shuffle's.
+                src = src.with_augment(augment, config.fit.seed.wrapping_add(2));
+            }
             model.fit(&src, None, &opts, &mut callbacks)?
         }
         TrainingData::Sequences { train, .. } => model.fit(train, None, &opts, &mut callbacks)?,

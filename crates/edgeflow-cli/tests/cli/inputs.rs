@@ -229,3 +229,55 @@ fn a_callback_watching_validation_figures_needs_validation_data() {
     );
     typo.fails(EXIT_RUN, &["[fit.checkpoint]", "acuracy"]);
 }
+
+#[test]
+fn augmentation_changes_training_only_and_repeats_with_the_seed() {
+    let fx = Fixture::new();
+    let (augmented, _) = fx.config_with(
+        "aug.toml",
+        "scale = 0.00392156862745098",
+        "scale = 0.00392156862745098\naugment = { pad = 2, flip = true }",
+    );
+    let augmented = augmented.to_str().expect("utf-8").to_string();
+    let train = |config: &str, out: &str| {
+        let metrics = format!("{out}.json");
+        fx.run(&[
+            "train",
+            config,
+            "-q",
+            "--threads",
+            "1",
+            "--out",
+            out,
+            "--metrics-json",
+            &metrics,
+        ])
+        .success();
+        json(&std::fs::read_to_string(fx.path(&metrics)).expect("metrics"))
+    };
+
+    let plain = train("config.toml", "plain.efm");
+    let first = train(&augmented, "a1.efm");
+    let second = train(&augmented, "a2.efm");
+
+    let loss = |m: &serde_json::Value| m["epochs"][0]["loss"].as_f64().expect("loss");
+    assert_ne!(loss(&plain), loss(&first), "augmentation changed nothing");
+    assert_eq!(loss(&first), loss(&second), "same seed, other augmentation");
+    assert_eq!(first["test"]["loss"], second["test"]["loss"]);
+    // The test figures are of unchanged images: `evaluate`, which never augments, agrees.
+    let evaluated = fx.run(&[
+        "evaluate",
+        "a1.efm",
+        "--data",
+        "data",
+        "--json",
+        "--threads",
+        "1",
+    ]);
+    let evaluated = json(evaluated.success().stdout.trim());
+    let (a, b) = (
+        evaluated["loss"].as_f64().expect("loss"),
+        first["test"]["loss"].as_f64().expect("loss"),
+    );
+    assert!((a - b).abs() <= 1e-5, "evaluate {a}, train's test {b}");
+}
