@@ -75,13 +75,8 @@ pub fn load_test_split(
 
 /// A missing data folder, or a file where a folder was expected, is bad input.
 fn check_folder(path: &Path, format: DataFormat) -> Result<()> {
-    if path.is_dir() {
+    let Some(what) = not_a_folder(path) else {
         return Ok(());
-    }
-    let what = if path.exists() {
-        "is a file, not a folder"
-    } else {
-        "does not exist"
     };
     Err(BadInput(format!(
         "data folder {} {what}; expected a folder with {}. {CIFAR_HINT}",
@@ -89,6 +84,18 @@ fn check_folder(path: &Path, format: DataFormat) -> Result<()> {
         expected_layout(format)
     ))
     .into())
+}
+
+/// Why `path` is not a folder ("does not exist", "is a file, not a folder"), or `None` when
+/// it is one.
+pub fn not_a_folder(path: &Path) -> Option<&'static str> {
+    if path.is_dir() {
+        None
+    } else if path.exists() {
+        Some("is a file, not a folder")
+    } else {
+        Some("does not exist")
+    }
 }
 
 fn in_folder(path: &Path, format: DataFormat) -> String {

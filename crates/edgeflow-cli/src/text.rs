@@ -60,13 +60,8 @@ pub fn load_training(src: &TextSource, input_shape: &[usize]) -> Result<TextTrai
 }
 
 fn check_folder(root: &Path) -> Result<()> {
-    if root.is_dir() {
+    let Some(what) = crate::dataset::not_a_folder(root) else {
         return Ok(());
-    }
-    let what = if root.exists() {
-        "is a file, not a folder"
-    } else {
-        "does not exist"
     };
     Err(BadInput(format!(
         "text folder {} {what}; expected <class>/<text files> with a \
