@@ -303,6 +303,23 @@ proptest! {
         check_conv_forward(&case)?;
     }
 
+    /// The unfolding kept for 3x3 windows over three channels without padding (the first layer
+    /// of an RGB network) has a loop of its own.
+    #[test]
+    fn conv2d_of_rgb_3x3_valid_windows_matches_the_direct_reference(
+        case in conv_case(12, 5).prop_map(|c| ConvCase {
+            channels: 3,
+            kernel: (3, 3),
+            padding: Padding::Valid,
+            height: c.height.max(3),
+            width: c.width.max(3),
+            ..c
+        })
+    ) {
+        check_conv_forward(&case)?;
+        check_conv_adjoint(&case)?;
+    }
+
     /// Checks the backward pass (col2im and both transposed products) on every random
     /// geometry.
     #[test]
