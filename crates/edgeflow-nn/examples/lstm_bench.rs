@@ -66,9 +66,14 @@ fn train_throughput(batches: usize) -> Result<f64, Box<dyn std::error::Error>> {
 
     let n = batches * BATCH;
     let train = data(n, 1)?;
+    #[cfg(feature = "profile")]
+    edgeflow_tensor::profile::reset();
     let start = Instant::now();
     model.fit(&train, None, &opts, &mut [])?;
-    Ok(n as f64 / start.elapsed().as_secs_f64())
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    #[cfg(feature = "profile")]
+    println!("{}", edgeflow_tensor::profile::report());
+    Ok(rate)
 }
 
 /// Microseconds per stream step at batch 1, sorted.

@@ -42,11 +42,20 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 pub(crate) type BackwardFn =
     dyn Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync;
 
+/// Adds the output's gradient (first argument) into the whole input's gradient buffer (second
+/// argument, contiguous, of the input's shape), for an op that reads a part of one input.
+pub(crate) type AddIntoFn = dyn Fn(&Tensor, &mut [f32]) -> Result<()> + Send + Sync;
+
 /// One recorded operation.
 pub(crate) struct Node {
     pub(crate) name: &'static str,
     pub(crate) inputs: Vec<Tensor>,
     pub(crate) backward: Box<BackwardFn>,
+    /// For an op that reads a part of its single input (a slice): adds its gradient into the
+    /// input's accumulated gradient in place, instead of building an input-sized tensor that
+    /// is mostly zeros. A recurrent layer slices one step after another out of the same
+    /// tensor, and building those would cost steps x the tensor's size.
+    pub(crate) add_into: Option<Box<AddIntoFn>>,
 }
 
 /// Attaches a graph node to `out` when recording is on and an input needs a gradient.
@@ -59,6 +68,37 @@ pub(crate) fn record(
         + Sync
         + 'static,
 ) -> Tensor {
+    attach(out, name, inputs, Box::new(backward), None)
+}
+
+/// [`record`] for an op that reads a part of its single `input`: `backward` as there, and
+/// `add_into` the in-place form used while gradients are accumulated (see [`Node::add_into`]).
+pub(crate) fn record_part(
+    out: Tensor,
+    name: &'static str,
+    input: Tensor,
+    backward: impl Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>>
+        + Send
+        + Sync
+        + 'static,
+    add_into: impl Fn(&Tensor, &mut [f32]) -> Result<()> + Send + Sync + 'static,
+) -> Tensor {
+    attach(
+        out,
+        name,
+        vec![input],
+        Box::new(backward),
+        Some(Box::new(add_into)),
+    )
+}
+
+fn attach(
+    out: Tensor,
+    name: &'static str,
+    inputs: Vec<Tensor>,
+    backward: Box<BackwardFn>,
+    add_into: Option<Box<AddIntoFn>>,
+) -> Tensor {
     #[cfg(feature = "profile")]
     crate::profile::forward_done(name);
     if !is_grad_enabled() || !inputs.iter().any(Tensor::requires_grad) {
@@ -70,7 +110,8 @@ pub(crate) fn record(
     inner.node = Some(Arc::new(Node {
         name,
         inputs,
-        backward: Box::new(backward),
+        backward,
+        add_into,
     }));
     out
 }
@@ -146,6 +187,21 @@ fn backward_from(root: &Tensor, seed: Tensor) -> Result<Gradients> {
             continue;
         };
         let needs: Vec<bool> = node.inputs.iter().map(Tensor::requires_grad).collect();
+        if let (Some(add_into), [input], [true]) = (&node.add_into, &node.inputs[..], &needs[..]) {
+            #[cfg(feature = "profile")]
+            let started = std::time::Instant::now();
+            let mut acc = match pending.remove(&input.id()) {
+                Some(acc) => acc,
+                None => Tensor::zeros(input.dims().to_vec()),
+            };
+            let mut added = Ok(());
+            acc.update_f32(|buf| added = add_into(&grad, buf))?;
+            added?;
+            #[cfg(feature = "profile")]
+            crate::profile::backward_done(node.name, started.elapsed());
+            pending.insert(input.id(), acc);
+            continue;
+        }
         #[cfg(feature = "profile")]
         let started = std::time::Instant::now();
         let grads = (node.backward)(&node.inputs, &grad, &needs)?;

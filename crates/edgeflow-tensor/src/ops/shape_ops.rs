@@ -1,6 +1,6 @@
 //! Reshaping, views, concatenation and row gathers.
 
-use crate::autograd::record;
+use crate::autograd::{record, record_part};
 use crate::dtype::Storage;
 use crate::error::{Result, TensorError};
 use crate::shape::broadcast_strides;
@@ -147,9 +147,14 @@ impl Tensor {
         let offset = self.offset() + start * self.strides()[ax];
         let out = self.view(Shape::new(dims), self.strides().to_vec(), offset);
         let in_shape = self.shape().clone();
-        Ok(record(out, "narrow", vec![self.clone()], move |_, g, _| {
-            Ok(vec![Some(pad_into(g, &in_shape, ax, start)?)])
-        }))
+        let part_shape = in_shape.clone();
+        Ok(record_part(
+            out,
+            "narrow",
+            self.clone(),
+            move |_, g, _| Ok(vec![Some(pad_into(g, &in_shape, ax, start)?)]),
+            move |g, acc| add_part(g, &part_shape, ax, start, acc),
+        ))
     }
 
     /// Joins tensors of equal shape but for `axis` along that axis.
@@ -308,6 +313,28 @@ impl Tensor {
 }
 
 /// A zero tensor of `shape` with `g` written at `start` along `axis` (gradient of `narrow`).
+/// Adds `g` (a part of `shape` along `axis` from `start`) onto that part of `acc`, a
+/// contiguous buffer of `shape`.
+fn add_part(g: &Tensor, shape: &Shape, axis: usize, start: usize, acc: &mut [f32]) -> Result<()> {
+    let (outer, n, inner) = shape.split_at_axis(axis);
+    let len = g.dims()[axis];
+    let src = g.f32_data("narrow backward")?;
+    if acc.len() != shape.elem_count() || src.len() != outer * len * inner {
+        return Err(TensorError::Backward(format!(
+            "narrow: gradient of {} elements for a part of {} in {:?}",
+            src.len(),
+            acc.len(),
+            shape.dims()
+        )));
+    }
+    for o in 0..outer {
+        let dst = &mut acc[(o * n + start) * inner..(o * n + start + len) * inner];
+        let part = &src[o * len * inner..(o + 1) * len * inner];
+        dst.iter_mut().zip(part).for_each(|(d, s)| *d += s);
+    }
+    Ok(())
+}
+
 fn pad_into(g: &Tensor, shape: &Shape, axis: usize, start: usize) -> Result<Tensor> {
     let (outer, n, inner) = shape.split_at_axis(axis);
     let len = g.dims()[axis];
