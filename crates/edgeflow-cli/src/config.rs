@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use edgeflow_data::Augment;
 use edgeflow_nn::{Architecture, Loss, Metric, OptimizerConfig, OptimizerKind};
 use serde::Deserialize;
 
@@ -82,7 +83,7 @@ pub struct DataConfig {
     pub std: Option<Vec<f32>>,
     /// Images: random changes to each training batch (never to validation or test data).
     #[serde(default)]
-    pub augment: Option<AugmentSection>,
+    pub augment: Option<Augment>,
     /// `image_folder`: scale images of another size to the model's input size (default false:
     /// such an image is an error).
     #[serde(default)]
@@ -135,20 +136,6 @@ pub struct ImageFiles {
     pub std: Vec<f32>,
     /// How image files are read.
     pub load: ImageLoad,
-}
-
-/// The `augment` table of `[data]`: each training image is padded with `pad` zero pixels on
-/// every side, cropped back to its size at a random offset, and mirrored left to right with
-/// probability 1/2 when `flip`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AugmentSection {
-    /// Padding before the random crop, in pixels (default 0: no crop).
-    #[serde(default)]
-    pub pad: usize,
-    /// Random horizontal flips (default false).
-    #[serde(default)]
-    pub flip: bool,
 }
 
 /// How the files of an image folder are read.

@@ -2,6 +2,7 @@
 
 use rand::Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::batch::{epoch_seed, seeded_rng};
 use crate::error::{DataError, Result};
@@ -149,7 +150,11 @@ fn histogram_stats(h: &[u64; 256], scale: f64) -> (f32, f32) {
 /// original size is taken at a uniform random offset in `0..=2 * pad` along each axis, and
 /// then, if `flip`, mirrored left-right with probability 1/2. Random draws, in order:
 /// row offset, column offset, flip (only when `flip` is set).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// In a config file it is the table `{ pad = 4, flip = true }`; a missing key takes its default
+/// (no crop, no flip).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Augment {
     /// Zero padding in pixels on each side before cropping (0 = no crop).
     pub pad: usize,

@@ -82,6 +82,11 @@ impl<'a> Subset<'a> {
     pub fn new(inner: &'a dyn Dataset, indices: Vec<usize>) -> Self {
         Subset { inner, indices }
     }
+
+    /// The inner dataset's indices of the samples at `indices` of this subset.
+    fn map(&self, indices: &[usize]) -> Vec<usize> {
+        indices.iter().map(|&i| self.indices[i]).collect()
+    }
 }
 
 impl Dataset for Subset<'_> {
@@ -90,13 +95,11 @@ impl Dataset for Subset<'_> {
     }
 
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
-        let mapped: Vec<usize> = indices.iter().map(|&i| self.indices[i]).collect();
-        self.inner.batch(&mapped)
+        self.inner.batch(&self.map(indices))
     }
 
     fn train_batch(&self, indices: &[usize], step: u64) -> Result<(Tensor, Tensor)> {
-        let mapped: Vec<usize> = indices.iter().map(|&i| self.indices[i]).collect();
-        self.inner.train_batch(&mapped, step)
+        self.inner.train_batch(&self.map(indices), step)
     }
 }
 

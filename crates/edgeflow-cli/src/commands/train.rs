@@ -352,11 +352,7 @@ fn fit(
             ..
         } => {
             let mut src = ImageSource::new(train, preprocessing)?;
-            if let Some(a) = config.data.augment.filter(|a| a.pad > 0 || a.flip) {
-                let augment = edgeflow_data::Augment {
-                    pad: a.pad,
-                    flip: a.flip,
-                };
+            if let Some(augment) = config.data.augment.filter(|a| a.pad > 0 || a.flip) {
                 // Its own stream, apart from the weights' and the shuffle's.
                 src = src.with_augment(augment, config.fit.seed.wrapping_add(2));
             }

@@ -312,7 +312,6 @@ impl Tensor {
     }
 }
 
-/// A zero tensor of `shape` with `g` written at `start` along `axis` (gradient of `narrow`).
 /// Adds `g` (a part of `shape` along `axis` from `start`) onto that part of `acc`, a
 /// contiguous buffer of `shape`.
 fn add_part(g: &Tensor, shape: &Shape, axis: usize, start: usize, acc: &mut [f32]) -> Result<()> {
@@ -335,14 +334,9 @@ fn add_part(g: &Tensor, shape: &Shape, axis: usize, start: usize, acc: &mut [f32
     Ok(())
 }
 
+/// A zero tensor of `shape` with `g` written at `start` along `axis` (gradient of `narrow`).
 fn pad_into(g: &Tensor, shape: &Shape, axis: usize, start: usize) -> Result<Tensor> {
-    let (outer, n, inner) = shape.split_at_axis(axis);
-    let len = g.dims()[axis];
-    let src = g.f32_data("narrow backward")?;
     let mut out = vec![0.0; shape.elem_count()];
-    for o in 0..outer {
-        let dst = &mut out[(o * n + start) * inner..(o * n + start + len) * inner];
-        dst.copy_from_slice(&src[o * len * inner..(o + 1) * len * inner]);
-    }
+    add_part(g, shape, axis, start, &mut out)?;
     Tensor::from_vec(out, shape.clone())
 }
