@@ -49,7 +49,7 @@ impl Callback for ProgressPrinter {
     fn on_batch_end(&mut self, p: &BatchProgress) {
         let Some(bar) = &self.bar else { return };
         // Redrawing every batch costs more than the batch on small models.
-        if p.batch % 10 != 0 && p.batch != p.batches {
+        if !p.batch.is_multiple_of(10) && p.batch != p.batches {
             return;
         }
         let rate = p.samples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);

@@ -94,7 +94,7 @@ impl Normalization {
                 ),
             ));
         }
-        if data.len() % ch != 0 {
+        if !data.len().is_multiple_of(ch) {
             return Err(DataError::LengthMismatch {
                 what: format!("channels-last data with {ch} channels"),
                 expected: data.len() / ch * ch,

@@ -372,6 +372,26 @@ fn conv2d_pointwise() {
     );
 }
 
+/// Few taps and a filter count of whole SIMD vectors: the direct kernels, on CPUs that have
+/// them (`tests/direct_conv.rs` checks each instruction set against the reference).
+#[test]
+fn conv2d_direct_kernels() {
+    check_conv(
+        "direct conv 3x3 RGB + bias",
+        &[2, 5, 6, 3],
+        &[3, 3, 3, 16],
+        opts((1, 1), Padding::Valid),
+        true,
+    );
+    check_conv(
+        "direct conv 3x3 s2 same",
+        &[1, 7, 5, 3],
+        &[3, 3, 3, 32],
+        opts((2, 2), Padding::Same),
+        true,
+    );
+}
+
 #[test]
 fn conv2d_on_a_non_contiguous_input() {
     let x = uniform(&[1, 4, 5, 2], -1.0, 1.0, 123);
@@ -737,13 +757,14 @@ fn small_network_fused(t: &[Tensor], y: &Tensor) -> edgeflow_tensor::Result<Tens
     probs.sparse_cross_entropy_from_probs(y, 1e-7)?.mean_all()
 }
 
-#[test]
-fn fused_conv_relu_gradients_match_finite_differences_and_the_unfused_ops() {
-    let x = uniform(&[2, 6, 6, 2], -1.0, 1.0, 210);
-    let kernel = uniform(&[3, 3, 2, 3], -1.0, 1.0, 211);
-    let bias = uniform(&[3], -0.2, 0.2, 212);
-    let w = uniform(&[12, 4], -1.0, 1.0, 213);
-    let b = uniform(&[4], -0.2, 0.2, 214);
+/// Checks the fused `conv2d_relu` network against finite differences and against the unfused
+/// ops, bit for bit, with `filters` filters.
+fn check_fused_conv_relu(name: &str, filters: usize, seed: u64) {
+    let x = uniform(&[2, 6, 6, 2], -1.0, 1.0, seed);
+    let kernel = uniform(&[3, 3, 2, filters], -1.0, 1.0, seed + 1);
+    let bias = uniform(&[filters], -0.2, 0.2, seed + 2);
+    let w = uniform(&[4 * filters, 4], -1.0, 1.0, seed + 3);
+    let b = uniform(&[4], -0.2, 0.2, seed + 4);
     let y = labels(&[1, 3]);
     assert!(kink_margin(&x, &kernel, &bias) > 3.0 * COMPOSITE_STEP);
 
@@ -752,9 +773,7 @@ fn fused_conv_relu_gradients_match_finite_differences_and_the_unfused_ops() {
         step: COMPOSITE_STEP,
         ..DEFAULT
     };
-    check_with(&cfg, "fused composite", params.clone(), |t| {
-        small_network_fused(t, &y)
-    });
+    check_with(&cfg, name, params.clone(), |t| small_network_fused(t, &y));
 
     // The fused op computes exactly what conv2d followed by relu computes.
     let leaves: Vec<Tensor> = params
@@ -768,6 +787,13 @@ fn fused_conv_relu_gradients_match_finite_differences_and_the_unfused_ops() {
     for leaf in &leaves {
         assert_eq!(values(gf.get(leaf).unwrap()), values(gp.get(leaf).unwrap()));
     }
+}
+
+#[test]
+fn fused_conv_relu_gradients_match_finite_differences_and_the_unfused_ops() {
+    check_fused_conv_relu("fused composite", 3, 210);
+    // 16 filters: the direct kernels, where the CPU has them.
+    check_fused_conv_relu("fused composite, direct kernels", 16, 230);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -371,7 +371,8 @@ fn large_case() -> impl Strategy<Value = (ConvCase, (usize, usize, usize))> {
         9usize..20,
         9usize..20,
         3usize..9,
-        8usize..20,
+        // 16 and 32 also take the direct kernels (few taps, whole SIMD vectors of filters).
+        prop_oneof![8usize..20, Just(32)],
         1usize..3,
         any::<bool>(),
         any::<u64>(),

@@ -6,6 +6,7 @@ use crate::autograd::record;
 use crate::buffer::Scratch;
 use crate::error::{Result, TensorError};
 use crate::kernels::conv::{axis_geometry, col2im, im2col, Padding, Window};
+use crate::kernels::direct_conv::{self, Isa};
 use crate::kernels::matmul::{sgemm, MatRef};
 use crate::kernels::pool;
 use crate::kernels::reduce::column_sums;
@@ -120,7 +121,9 @@ impl Tensor {
     /// input with a `[kernel_h, kernel_w, channels, filters]` kernel and optional `[filters]`
     /// bias, giving `[batch, out_h, out_w, filters]`.
     ///
-    /// Runs as one matrix product over the unfolded windows (im2col).
+    /// Runs as one matrix product over the unfolded windows (im2col), or, for windows of few
+    /// taps (a first layer on RGB images) on CPUs with AVX2 or AVX-512, as a direct SIMD
+    /// convolution that reads the windows in place (`kernels::direct_conv`).
     ///
     /// # Errors
     /// Shape errors naming both shapes when input, kernel and bias disagree, or when the window
@@ -200,6 +203,14 @@ impl Tensor {
     }
 }
 
+/// What a convolution's backward pass keeps from its forward pass.
+enum Saved {
+    /// The unfolded input (im2col) the forward product read.
+    Cols(Arc<Scratch>),
+    /// Nothing: the direct kernels read the input again, on this instruction set.
+    Direct(Isa),
+}
+
 fn conv2d_impl(
     input_t: &Tensor,
     kernel: &Tensor,
@@ -216,13 +227,18 @@ fn conv2d_impl(
     )?;
     let input = input_t.f32_data("conv2d")?;
     let kmat = kernel.f32_data("conv2d")?;
+    let bias_data = bias.map(|b| b.f32_data("conv2d")).transpose()?;
     let (rows, patch) = (w.out_positions(), w.patch_len());
-    // Start from the bias in every row and let the product accumulate onto it.
     let mut out = crate::buffer::take(rows * filters);
-    let cols: Arc<Scratch> = crate::threading::install(|| -> Result<Arc<Scratch>> {
-        if let Some(b) = bias {
-            let b = b.f32_data("conv2d")?;
-            fill_rows(&mut out, &b);
+    let saved = crate::threading::install(|| {
+        if let Some(isa) = direct_conv::plan(&w, filters) {
+            let b = bias_data.as_deref();
+            direct_conv::forward(isa, &w, &input, &kmat, b, relu, filters, &mut out);
+            return Saved::Direct(isa);
+        }
+        // Start from the bias in every row and let the product accumulate onto it.
+        if let Some(b) = &bias_data {
+            fill_rows(&mut out, b);
         }
         let cols = if is_pointwise(&w) {
             Scratch(input.to_vec())
@@ -241,26 +257,17 @@ fn conv2d_impl(
         if relu {
             crate::kernels::elementwise::relu_in_place(&mut out);
         }
-        Ok(Arc::new(cols))
-    })?;
+        Saved::Cols(Arc::new(cols))
+    });
     let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, filters])?;
     let mut inputs = vec![input_t.clone(), kernel.clone()];
     inputs.extend(bias.cloned());
     let name = if relu { "conv2d_relu" } else { "conv2d" };
     // The output is kept (it shares the buffer, no copy) to mask the gradient of the relu.
-    let saved = relu.then(|| out.detach());
-    Ok(record(
-        out,
-        name,
-        inputs,
-        move |inputs, g, needs| match &saved {
-            Some(y) => {
-                let masked = relu_mask(g, y)?;
-                conv2d_backward(&w, &cols, inputs, &masked, needs)
-            }
-            None => conv2d_backward(&w, &cols, inputs, g, needs),
-        },
-    ))
+    let relu_out = relu.then(|| out.detach());
+    Ok(record(out, name, inputs, move |inputs, g, needs| {
+        conv2d_backward(&w, &saved, inputs, g, relu_out.as_ref(), needs)
+    }))
 }
 
 /// The gradient `g` where the relu output `y` is positive, zero elsewhere.
@@ -292,18 +299,34 @@ fn fill_rows(out: &mut [f32], row: &[f32]) {
     });
 }
 
+/// The gradients of a convolution's input, kernel and bias (those `needs` asks for) from the
+/// output gradient `g`; `relu_out` is the output of a fused relu, whose gradient is applied
+/// first.
 fn conv2d_backward(
     w: &Window,
-    cols: &[f32],
+    saved: &Saved,
     inputs: &[Tensor],
     g: &Tensor,
+    relu_out: Option<&Tensor>,
     needs: &[bool],
 ) -> Result<Vec<Option<Tensor>>> {
     let kernel = &inputs[1];
     let filters = kernel.dims()[3];
     let (rows, patch) = (w.out_positions(), w.patch_len());
-    let g = g.f32_data("conv2d backward")?;
-    let gmat = MatRef::row_major(&g, rows, filters);
+    let has_bias = inputs.len() == 3;
+    // The direct kernel-gradient applies the relu's gradient itself; everything else reads
+    // the masked gradient.
+    let direct_grads = match saved {
+        Saved::Direct(isa) if needs[1] => Some(*isa),
+        _ => None,
+    };
+    let needs_masked = needs[0] || (direct_grads.is_none() && (needs[1] || has_bias && needs[2]));
+    let masked = match relu_out {
+        Some(y) if needs_masked => Some(relu_mask(g, y)?),
+        _ => None,
+    };
+    let gm = masked.as_ref().unwrap_or(g).f32_data("conv2d backward")?;
+    let gmat = MatRef::row_major(&gm, rows, filters);
     crate::threading::install(|| {
         let g_input = if needs[0] {
             let kmat = kernel.f32_data("conv2d backward")?;
@@ -325,21 +348,50 @@ fn conv2d_backward(
         } else {
             None
         };
-        let g_kernel = if needs[1] {
-            let mut gk = crate::buffer::take(patch * filters);
-            sgemm(
-                MatRef::row_major(cols, rows, patch).t(),
-                gmat,
-                &mut gk,
-                false,
-            );
-            Some(Tensor::from_vec(gk, kernel.shape().clone())?)
-        } else {
-            None
+        let mut g_bias = None;
+        let g_kernel = match (saved, needs[1]) {
+            (_, false) => None,
+            (Saved::Direct(isa), true) => {
+                let x = inputs[0].f32_data("conv2d backward")?;
+                let raw = g.f32_data("conv2d backward")?;
+                let y = relu_out
+                    .map(|y| y.f32_data("conv2d backward"))
+                    .transpose()?;
+                let mut gk = crate::buffer::take(patch * filters);
+                let mut gb = vec![0.0f32; filters];
+                let want_bias = has_bias && needs[2];
+                direct_conv::kernel_grad(
+                    *isa,
+                    w,
+                    &x,
+                    &raw,
+                    y.as_deref(),
+                    filters,
+                    &mut gk,
+                    want_bias.then_some(&mut gb[..]),
+                );
+                if want_bias {
+                    g_bias = Some(gb);
+                }
+                Some(Tensor::from_vec(gk, kernel.shape().clone())?)
+            }
+            (Saved::Cols(cols), true) => {
+                let mut gk = crate::buffer::take(patch * filters);
+                sgemm(
+                    MatRef::row_major(cols, rows, patch).t(),
+                    gmat,
+                    &mut gk,
+                    false,
+                );
+                Some(Tensor::from_vec(gk, kernel.shape().clone())?)
+            }
         };
         let mut grads = vec![g_input, g_kernel];
-        if inputs.len() == 3 {
-            let gb = needs[2].then(|| Tensor::from_vec(column_sums(&g, rows, filters), [filters]));
+        if has_bias {
+            let gb = needs[2].then(|| {
+                let sums = g_bias.unwrap_or_else(|| column_sums(&gm, rows, filters));
+                Tensor::from_vec(sums, [filters])
+            });
             grads.push(gb.transpose()?);
         }
         Ok(grads)
