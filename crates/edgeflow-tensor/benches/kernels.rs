@@ -18,6 +18,9 @@
 //!   output shape (the gradients of `sum_all` and `* R`); the table's backward figure is the
 //!   total minus that head, i.e. the convolution's own backward.
 //!
+//! * `pool forward` / `pool backward`: the two 2x2 max pools of the reference CNN, timed the
+//!   same way (no FLOP figure: the row gives milliseconds and the megabytes read).
+//!
 //! After criterion's own report the bench prints one table of median times and GFLOP/s.
 
 use std::sync::{Arc, Mutex};
@@ -232,6 +235,63 @@ fn bench_convs(c: &mut Criterion, samples: &Samples) {
     group.finish();
 }
 
+/// The two 2x2 max pools of the reference CNN at batch 32 (after each convolution).
+const POOLS: [(&str, [usize; 4]); 2] = [
+    ("pool1 2x2 30x30x32", [32, 30, 30, 32]),
+    ("pool2 2x2 13x13x64", [32, 13, 13, 64]),
+];
+
+fn bench_pools(c: &mut Criterion, samples: &Samples) {
+    let o = Conv2dOptions {
+        strides: (2, 2),
+        padding: Padding::Valid,
+    };
+    let mut group = c.benchmark_group("pool");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1));
+    group
+        .measurement_time(Duration::from_secs(2))
+        .sampling_mode(SamplingMode::Flat);
+    for (name, shape) in POOLS {
+        let x = random(&shape, 8);
+        let fwd = format!("{name} forward");
+        group.bench_function(&fwd, |bench| {
+            bench.iter_custom(|iters| {
+                timed(
+                    samples,
+                    &fwd,
+                    iters,
+                    || (),
+                    |_| x.max_pool2d((2, 2), o).unwrap(),
+                )
+            })
+        });
+        let xg = x.clone().with_requires_grad(true);
+        let out = [shape[0], shape[1] / 2, shape[2] / 2, shape[3]];
+        let r = random(&out, 9);
+        let graph = || {
+            xg.max_pool2d((2, 2), o)
+                .unwrap()
+                .mul(&r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let bwd = format!("{name} backward");
+        group.bench_function(&bwd, |bench| {
+            bench.iter_custom(|iters| timed(samples, &bwd, iters, graph, |l| l.backward().unwrap()))
+        });
+        let leaf = random(&out, 10).with_requires_grad(true);
+        let head = || leaf.mul(&r).unwrap().sum_all().unwrap();
+        let head_name = format!("{name} loss head");
+        group.bench_function(&head_name, |bench| {
+            bench.iter_custom(|iters| {
+                timed(samples, &head_name, iters, head, |l| l.backward().unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -301,6 +361,29 @@ fn print_table(samples: &Samples, sizes: &[usize], threads: usize) {
             print_row(&name, conv.backward_flop(), total - head, &note);
         }
     }
+    for (name, shape) in POOLS {
+        let n: usize = shape.iter().product();
+        // Pooling does no arithmetic to speak of: its row shows the time and the input read.
+        let mb = (n * 4) as f64 / 1e6;
+        let fwd = format!("{name} forward");
+        if let Some(t) = median_of(samples, &fwd) {
+            println!(
+                "{fwd:<30} {:>7} {:>9.3} {:>8}  reads {mb:.1} MB",
+                "-",
+                t * 1e3,
+                "-"
+            );
+        }
+        let bwd = format!("{name} backward");
+        let head = median_of(samples, &format!("{name} loss head"));
+        if let (Some(total), Some(head)) = (median_of(samples, &bwd), head) {
+            let ms = (total - head) * 1e3;
+            println!(
+                "{bwd:<30} {:>7} {ms:>9.3} {:>8}  minus the loss head",
+                "-", "-"
+            );
+        }
+    }
 }
 
 fn matmul_sizes() -> Vec<usize> {
@@ -328,6 +411,7 @@ fn main() {
     bench_matmul(&mut c, &samples, &sizes);
     bench_matrixmultiply(&mut c, &samples, &sizes);
     bench_convs(&mut c, &samples);
+    bench_pools(&mut c, &samples);
     c.final_summary();
 
     print_table(&samples, &sizes, threads);

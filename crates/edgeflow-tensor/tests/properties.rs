@@ -410,3 +410,101 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// max pooling
+
+/// Max pooling, one window at a time: the value and the input index of the first maximum (a
+/// NaN wins), or `None` where the window holds only padding.
+fn max_pool_reference(x: &[f32], dims: [usize; 4], w: &Window) -> (Vec<f32>, Vec<Option<usize>>) {
+    let [n, h, wd, c] = dims;
+    let (mut out, mut at) = (Vec::new(), Vec::new());
+    for b in 0..n {
+        for oy in 0..w.out_h {
+            for ox in 0..w.out_w {
+                for ch in 0..c {
+                    let mut best: Option<(f32, usize)> = None;
+                    for ky in 0..w.kernel_h {
+                        for kx in 0..w.kernel_w {
+                            let Some((y, xx)) = w.source(oy, ox, ky, kx) else {
+                                continue;
+                            };
+                            let i = ((b * h + y) * wd + xx) * c + ch;
+                            let v = x[i];
+                            if best.is_none_or(|(m, _)| v > m || v.is_nan()) {
+                                best = Some((v, i));
+                            }
+                        }
+                    }
+                    out.push(best.map_or(f32::NEG_INFINITY, |(v, _)| v));
+                    at.push(best.map(|(_, i)| i));
+                }
+            }
+        }
+    }
+    (out, at)
+}
+
+fn pool_case() -> impl Strategy<Value = ([usize; 4], (usize, usize), (usize, usize), Padding, u64)>
+{
+    (
+        (1usize..3, 2usize..12, 2usize..12, 1usize..40),
+        prop_oneof![
+            // The common 2x2 / stride 2 window has loops of its own.
+            Just(((2usize, 2usize), (2usize, 2usize))),
+            ((1usize..4, 1usize..4), (1usize..4, 1usize..4)),
+        ],
+        prop_oneof![Just(Padding::Valid), Just(Padding::Same)],
+        any::<u64>(),
+    )
+        .prop_map(|((n, h, w, c), (k, s), p, seed)| ([n, h, w, c], k, s, p, seed))
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    /// Values drawn from a handful of levels, so that windows hold ties, and the odd NaN.
+    #[test]
+    fn max_pool_matches_the_reference_with_ties_and_nans(
+        (dims, k, s, padding, seed) in pool_case()
+    ) {
+        let len: usize = dims.iter().product();
+        let mut rng = Rng::seed(seed);
+        let x: Vec<f32> = (0..len)
+            .map(|_| {
+                let u = rng.uniform();
+                if u < 0.02 { f32::NAN } else { (u * 4.0).floor() - 2.0 }
+            })
+            .collect();
+        let (out_h, pad_top) = axis_geometry(dims[1], k.0, s.0, padding).unwrap_or((0, 0));
+        let (out_w, pad_left) = axis_geometry(dims[2], k.1, s.1, padding).unwrap_or((0, 0));
+        prop_assume!(out_h > 0 && out_w > 0);
+        let w = Window {
+            batch: dims[0], height: dims[1], width: dims[2], channels: dims[3],
+            kernel_h: k.0, kernel_w: k.1, stride_h: s.0, stride_w: s.1,
+            out_h, out_w, pad_top, pad_left,
+        };
+        let t = Tensor::from_vec(x.clone(), dims).unwrap().with_requires_grad(true);
+        let opts = Conv2dOptions { strides: s, padding };
+        let y = t.max_pool2d(k, opts).unwrap();
+        let (want, at) = max_pool_reference(&x, dims, &w);
+        let got = y.to_vec_f32().unwrap();
+        prop_assert_eq!(got.len(), want.len());
+        for (i, (g, r)) in got.iter().zip(&want).enumerate() {
+            prop_assert!(g.to_bits() == r.to_bits() || (g.is_nan() && r.is_nan()),
+                "out[{}] = {} but the reference is {}", i, g, r);
+        }
+        // Each output's gradient lands on its first maximum; the rest of the input gets 0.
+        let g = random_vec(want.len(), seed ^ 1);
+        let gt = Tensor::from_vec(g.clone(), y.dims().to_vec()).unwrap();
+        let grads = y.mul(&gt).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut expect = vec![0.0f32; len];
+        for (j, a) in at.iter().enumerate() {
+            if let Some(i) = a {
+                expect[*i] += g[j];
+            }
+        }
+        let gx = grads.get(&t).unwrap().to_vec_f32().unwrap();
+        prop_assert_eq!(gx, expect);
+    }
+}

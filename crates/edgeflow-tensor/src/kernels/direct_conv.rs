@@ -20,48 +20,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::conv::Window;
-
-/// An instruction set the direct kernels are compiled for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// 512-bit vectors of 16 floats (x86-64 AVX-512F).
-    Avx512,
-    /// 256-bit vectors of 8 floats (x86-64 AVX2 with FMA).
-    Avx2,
-}
-
-impl Isa {
-    /// Every instruction set of [`Isa`] this CPU runs, best first.
-    pub fn available() -> Vec<Isa> {
-        let mut out = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                out.push(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                out.push(Isa::Avx2);
-            }
-        }
-        out
-    }
-
-    /// The best instruction set this CPU runs, looked up once.
-    pub fn best() -> Option<Isa> {
-        static BEST: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| Isa::available().first().copied())
-    }
-
-    /// Floats per vector.
-    pub fn lanes(self) -> usize {
-        match self {
-            Isa::Avx512 => 16,
-            Isa::Avx2 => 8,
-        }
-    }
-}
+pub use super::isa::Isa;
 
 /// Windows with more taps than this (`kernel_h * kernel_w * channels`) go through im2col and
 /// the GEMM, which is faster once the inner dimension is long.

@@ -8,6 +8,7 @@
 pub mod conv;
 pub mod direct_conv;
 pub mod elementwise;
+pub mod isa;
 pub mod matmul;
 pub mod pool;
 pub mod recurrent;

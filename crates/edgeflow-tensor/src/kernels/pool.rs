@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::conv::Window;
+use super::isa::vectorized;
 
 fn image_len(w: &Window) -> usize {
     w.height * w.width * w.channels
@@ -36,21 +37,52 @@ fn is_plain_2x2(w: &Window) -> bool {
         && 2 * w.out_w <= w.width
 }
 
-/// `max_pool_image` for [`is_plain_2x2`] windows: every tap is inside the image, so the four
-/// taps are read at fixed offsets without bounds logic.
-fn max_pool_2x2_image(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+vectorized! {
+    /// `max_pool_image` for [`is_plain_2x2`] windows: every tap is inside the image, so the four
+    /// taps are read at fixed offsets without bounds logic. Compiled for the best SIMD instruction
+    /// set of the CPU, where the compare-and-select of each channel becomes vector blends.
+    fn max_pool_2x2_image(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u32]) =
+        max_pool_2x2_portable;
+}
+
+/// The 2x2 loop itself, inlined into each instruction set's copy by `vectorized!`.
+#[inline(always)]
+fn max_pool_2x2_portable(w: &Window, img: &[f32], out: &mut [f32], argmax: &mut [u32]) {
     let c = w.channels;
     let row = w.width * c;
+    let out_row = w.out_w * c;
     for oy in 0..w.out_h {
+        let top = 2 * oy * row;
+        let (r0, r1) = (&img[top..top + row], &img[top + row..top + 2 * row]);
+        let o = &mut out[oy * out_row..][..out_row];
+        let a = &mut argmax[oy * out_row..][..out_row];
         for ox in 0..w.out_w {
-            let base = (oy * w.out_w + ox) * c;
-            let (o, a) = (&mut out[base..base + c], &mut argmax[base..base + c]);
-            let i00 = (2 * oy * w.width + 2 * ox) * c;
-            let taps = [i00, i00 + c, i00 + row, i00 + row + c];
-            o.copy_from_slice(&img[i00..i00 + c]);
-            a.iter_mut().zip(i00 as u32..).for_each(|(a, i)| *a = i);
-            for &t in &taps[1..] {
-                blend_max(o, a, &img[t..t + c], t);
+            let x0 = 2 * ox * c;
+            let (o, a) = (&mut o[ox * c..][..c], &mut a[ox * c..][..c]);
+            let taps = [
+                &r0[x0..x0 + c],
+                &r0[x0 + c..x0 + 2 * c],
+                &r1[x0..x0 + c],
+                &r1[x0 + c..x0 + 2 * c],
+            ];
+            let first = (top + x0) as u32;
+            let offsets = [0, c as u32, row as u32, (row + c) as u32];
+            for ch in 0..c {
+                let (mut m, mut at) = (taps[0][ch], first + ch as u32);
+                for t in 1..4 {
+                    let v = taps[t][ch];
+                    // A NaN wins, so that it propagates; among equal values the earlier tap
+                    // stays.
+                    let wins = v > m || v.is_nan();
+                    m = if wins { v } else { m };
+                    at = if wins {
+                        first + offsets[t] + ch as u32
+                    } else {
+                        at
+                    };
+                }
+                o[ch] = m;
+                a[ch] = at;
             }
         }
     }
@@ -114,6 +146,9 @@ pub fn max_pool_backward(w: &Window, grad_out: &[f32], argmax: &[u32], input_gra
         .zip(grad_out.par_chunks(out_image_len(w)))
         .zip(argmax.par_chunks(out_image_len(w)))
         .for_each(|((gi, go), a)| {
+            if is_plain_2x2(w) {
+                return max_pool_2x2_backward_image(w, go, a, gi);
+            }
             gi.fill(0.0);
             for (g, &idx) in go.iter().zip(a) {
                 if idx != u32::MAX {
@@ -121,6 +156,48 @@ pub fn max_pool_backward(w: &Window, grad_out: &[f32], argmax: &[u32], input_gra
                 }
             }
         });
+}
+
+vectorized! {
+    /// [`max_pool_backward`] of one image for [`is_plain_2x2`] windows, which do not overlap:
+    /// each input element is written once, with its window's gradient or zero, and no separate
+    /// pass clears the image first. Compiled per instruction set like [`max_pool_2x2_image`].
+    fn max_pool_2x2_backward_image(w: &Window, grad: &[f32], argmax: &[u32], gi: &mut [f32]) =
+        max_pool_2x2_backward_portable;
+}
+
+#[inline(always)]
+fn max_pool_2x2_backward_portable(w: &Window, grad: &[f32], argmax: &[u32], gi: &mut [f32]) {
+    let c = w.channels;
+    let row = w.width * c;
+    let out_row = w.out_w * c;
+    let covered = 2 * w.out_w * c;
+    for oy in 0..w.out_h {
+        let top = 2 * oy * row;
+        let (r0, r1) = gi[top..top + 2 * row].split_at_mut(row);
+        let g = &grad[oy * out_row..][..out_row];
+        let a = &argmax[oy * out_row..][..out_row];
+        for ox in 0..w.out_w {
+            let x0 = 2 * ox * c;
+            let (g, a) = (&g[ox * c..][..c], &a[ox * c..][..c]);
+            let first = (top + x0) as u32;
+            let (t0, t1) = r0[x0..x0 + 2 * c].split_at_mut(c);
+            let (t2, t3) = r1[x0..x0 + 2 * c].split_at_mut(c);
+            let offsets = [0, c as u32, row as u32, (row + c) as u32];
+            for ch in 0..c {
+                let at = a[ch].wrapping_sub(first + ch as u32);
+                t0[ch] = if at == offsets[0] { g[ch] } else { 0.0 };
+                t1[ch] = if at == offsets[1] { g[ch] } else { 0.0 };
+                t2[ch] = if at == offsets[2] { g[ch] } else { 0.0 };
+                t3[ch] = if at == offsets[3] { g[ch] } else { 0.0 };
+            }
+        }
+        // An odd width leaves a last column no window reads.
+        r0[covered..].fill(0.0);
+        r1[covered..].fill(0.0);
+    }
+    // An odd height leaves a last row.
+    gi[2 * w.out_h * row..].fill(0.0);
 }
 
 /// Number of input elements (not padding) under the window at (`oy`, `ox`).

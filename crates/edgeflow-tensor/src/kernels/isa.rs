@@ -1,0 +1,82 @@
+//! The SIMD instruction sets kernels choose from at run time.
+//!
+//! The crate is compiled for the baseline of its target (SSE2 on x86-64), so that one binary
+//! runs on any CPU of the architecture. Hot loops are compiled a second and third time inside
+//! functions that enable AVX2 or AVX-512 (the `vectorized!` macro), and the best copy the CPU can run
+//! is picked once per process.
+
+/// An x86-64 SIMD instruction set a kernel can be compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// 512-bit vectors of 16 floats (x86-64 AVX-512F).
+    Avx512,
+    /// 256-bit vectors of 8 floats (x86-64 AVX2 with FMA).
+    Avx2,
+}
+
+impl Isa {
+    /// Every instruction set of [`Isa`] this CPU runs, best first.
+    pub fn available() -> Vec<Isa> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                out.push(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                out.push(Isa::Avx2);
+            }
+        }
+        out
+    }
+
+    /// The best instruction set this CPU runs, looked up once.
+    pub fn best() -> Option<Isa> {
+        static BEST: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| Isa::available().first().copied())
+    }
+
+    /// Floats per vector.
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+        }
+    }
+}
+
+/// Defines `fn $name(args)` that runs `$body(args)` compiled for the best instruction set of
+/// this CPU: `$body` (an `#[inline(always)]` function of plain loops over slices) is inlined
+/// into one copy per instruction set, where its loops are vectorized for it; on other CPUs
+/// and architectures the baseline copy runs.
+///
+/// A closure would not do: its body is compiled on its own, for the baseline.
+macro_rules! vectorized {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $body:ident;) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn avx512($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            match $crate::kernels::isa::Isa::best() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Isa::best` found AVX-512F on this CPU.
+                Some($crate::kernels::isa::Isa::Avx512) => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Isa::best` found AVX2 and FMA on this CPU.
+                Some($crate::kernels::isa::Isa::Avx2) => unsafe { avx2($($arg),*) },
+                _ => $body($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use vectorized;
