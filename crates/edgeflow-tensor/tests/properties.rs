@@ -445,8 +445,10 @@ fn max_pool_reference(x: &[f32], dims: [usize; 4], w: &Window) -> (Vec<f32>, Vec
     (out, at)
 }
 
-fn pool_case() -> impl Strategy<Value = ([usize; 4], (usize, usize), (usize, usize), Padding, u64)>
-{
+/// Input dims, window, strides, padding and seed of one pooling case.
+type PoolCase = ([usize; 4], (usize, usize), (usize, usize), Padding, u64);
+
+fn pool_case() -> impl Strategy<Value = PoolCase> {
     (
         (1usize..3, 2usize..12, 2usize..12, 1usize..40),
         prop_oneof![
