@@ -3,6 +3,8 @@
 
 use rayon::prelude::*;
 
+use super::isa::vectorized;
+
 /// How a sliding window treats the border, with Keras' meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Padding {
@@ -93,7 +95,14 @@ pub fn im2col(w: &Window, input: &[f32], cols: &mut [f32]) {
         .for_each(|(dst, img)| im2col_image(w, img, dst));
 }
 
-fn im2col_image(w: &Window, img: &[f32], dst: &mut [f32]) {
+vectorized! {
+    /// One image's windows, compiled for the best SIMD instruction set of the CPU, where the
+    /// fixed-size copies of [`copy_run`] become single vector moves.
+    fn im2col_image(w: &Window, img: &[f32], dst: &mut [f32]) = im2col_image_portable;
+}
+
+#[inline(always)]
+fn im2col_image_portable(w: &Window, img: &[f32], dst: &mut [f32]) {
     let c = w.channels;
     let run = w.kernel_w * c;
     if (w.pad_top, w.pad_left, run) == (0, 0, 9) && fits_unpadded(w) {
@@ -154,8 +163,9 @@ fn im2col_unpadded<const RUN: usize>(w: &Window, img: &[f32], dst: &mut [f32]) {
 
 /// Copies a short run. Runs of a few floats (a 3x3 window over RGB is 9) are the common case
 /// of a network's first layer, and a `memcpy` call per run would cost more than the copy.
-#[inline]
+#[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
     fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
         if let (Ok(d), Ok(s)) = (<&mut [f32; N]>::try_from(dst), <&[f32; N]>::try_from(src)) {
             *d = *s;
@@ -167,6 +177,22 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
         9 => fixed::<9>(dst, src),
         12 => fixed::<12>(dst, src),
         15 => fixed::<15>(dst, src),
+        // Kernel rows of 3 pixels over 16 or 32 channels, and other runs of whole vectors
+        // up to 128 floats: with AVX-512 (`im2col_image` is compiled for it) a constant-size
+        // copy of up to 512 bytes becomes a few vector moves instead of a `memcpy` call.
+        16 => fixed::<16>(dst, src),
+        32 => fixed::<32>(dst, src),
+        48 => fixed::<48>(dst, src),
+        64 => fixed::<64>(dst, src),
+        // Larger constant copies are left to `memcpy` again: halves stay inline.
+        96 => {
+            fixed::<48>(&mut dst[..48], &src[..48]);
+            fixed::<48>(&mut dst[48..], &src[48..]);
+        }
+        128 => {
+            fixed::<64>(&mut dst[..64], &src[..64]);
+            fixed::<64>(&mut dst[64..], &src[64..]);
+        }
         _ => dst.copy_from_slice(src),
     }
 }

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::isa::vectorized;
 use crate::threading::PARALLEL_MIN_WORK;
 
 const CHUNK: usize = 1 << 14;
@@ -102,15 +103,33 @@ pub fn broadcast_map(
     }
 }
 
-/// `x = max(x, 0)` in place; NaN stays NaN.
-pub fn relu_in_place(x: &mut [f32]) {
-    // A select written back unconditionally: a conditional store would compile to a branch per
-    // element, mispredicted about half the time on activations.
-    let f = |v: &mut f32| *v = if *v < 0.0 { 0.0 } else { *v };
+/// Adds `bias` (when given) to every row of the `[rows, bias.len()]` matrix `x`, then applies
+/// `max(x, 0)` when `relu` (NaN stays NaN): a layer's output after its matrix product, in one
+/// pass split across threads.
+pub fn add_bias_relu(x: &mut [f32], cols: usize, bias: Option<&[f32]>, relu: bool) {
+    if cols == 0 || (bias.is_none() && !relu) {
+        return;
+    }
+    let rows_per_task = (CHUNK / cols).max(1);
     if x.len() < PARALLEL_MIN_WORK {
-        x.iter_mut().for_each(f);
-    } else {
-        x.par_chunks_mut(CHUNK)
-            .for_each(|c| c.iter_mut().for_each(f));
+        return bias_relu_rows(x, cols, bias, relu);
+    }
+    x.par_chunks_mut(rows_per_task * cols)
+        .for_each(|rows| bias_relu_rows(rows, cols, bias, relu));
+}
+
+vectorized! {
+    fn bias_relu_rows(x: &mut [f32], cols: usize, bias: Option<&[f32]>, relu: bool) =
+        bias_relu_rows_portable;
+}
+
+#[inline(always)]
+fn bias_relu_rows_portable(x: &mut [f32], cols: usize, bias: Option<&[f32]>, relu: bool) {
+    let clamp = |v: f32| if relu && v < 0.0 { 0.0 } else { v };
+    for row in x.chunks_exact_mut(cols) {
+        match bias {
+            Some(b) => row.iter_mut().zip(b).for_each(|(v, b)| *v = clamp(*v + b)),
+            None => row.iter_mut().for_each(|v| *v = clamp(*v)),
+        }
     }
 }

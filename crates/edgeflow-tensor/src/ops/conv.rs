@@ -236,10 +236,6 @@ fn conv2d_impl(
             direct_conv::forward(isa, &w, &input, &kmat, b, relu, filters, &mut out);
             return Saved::Direct(isa);
         }
-        // Start from the bias in every row and let the product accumulate onto it.
-        if let Some(b) = &bias_data {
-            fill_rows(&mut out, b);
-        }
         let cols = if is_pointwise(&w) {
             Scratch(input.to_vec())
         } else {
@@ -248,15 +244,9 @@ fn conv2d_impl(
             cols
         };
         let a = MatRef::row_major(&cols, rows, patch);
-        sgemm(
-            a,
-            MatRef::row_major(&kmat, patch, filters),
-            &mut out,
-            bias.is_some(),
-        );
-        if relu {
-            crate::kernels::elementwise::relu_in_place(&mut out);
-        }
+        sgemm(a, MatRef::row_major(&kmat, patch, filters), &mut out, false);
+        let b = bias_data.as_deref();
+        crate::kernels::elementwise::add_bias_relu(&mut out, filters, b, relu);
         Saved::Cols(Arc::new(cols))
     });
     let out = Tensor::from_vec(out, [w.batch, w.out_h, w.out_w, filters])?;
@@ -286,17 +276,6 @@ fn relu_mask(g: &Tensor, y: &Tensor) -> Result<Tensor> {
         )
     });
     Tensor::from_vec(out, g.shape().clone())
-}
-
-/// Writes `row` into every row of `out` (a `[rows, row.len()]` matrix), in parallel.
-fn fill_rows(out: &mut [f32], row: &[f32]) {
-    use rayon::prelude::*;
-    let per_task = row.len() * 1024;
-    out.par_chunks_mut(per_task.max(1)).for_each(|block| {
-        block
-            .chunks_exact_mut(row.len())
-            .for_each(|r| r.copy_from_slice(row));
-    });
 }
 
 /// The gradients of a convolution's input, kernel and bias (those `needs` asks for) from the
