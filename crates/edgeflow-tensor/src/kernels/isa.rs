@@ -2,16 +2,20 @@
 //!
 //! The crate is compiled for the baseline of its target (SSE2 on x86-64), so that one binary
 //! runs on any CPU of the architecture. Hot loops are compiled a second and third time inside
-//! functions that enable AVX2 or AVX-512 (the `vectorized!` macro), and the best copy the CPU can run
-//! is picked once per process.
+//! functions that enable AVX2 or AVX-512 (the `vectorized!` macro), and the best copy the CPU
+//! can run is picked once per process.
+//!
+//! The environment variable `EDGEFLOW_SIMD` (`avx512`, `avx2` or `none`) caps the choice, to
+//! compare the copies or to test the lesser ones on a CPU that has the better.
 
 /// An x86-64 SIMD instruction set a kernel can be compiled for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered from the lesser to the better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
-    /// 512-bit vectors of 16 floats (x86-64 AVX-512F).
-    Avx512,
     /// 256-bit vectors of 8 floats (x86-64 AVX2 with FMA).
     Avx2,
+    /// 512-bit vectors of 16 floats (x86-64 AVX-512F).
+    Avx512,
 }
 
 impl Isa {
@@ -32,10 +36,21 @@ impl Isa {
         out
     }
 
-    /// The best instruction set this CPU runs, looked up once.
+    /// The best instruction set this CPU runs, at most the one `EDGEFLOW_SIMD` names; looked
+    /// up once per process.
     pub fn best() -> Option<Isa> {
         static BEST: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| Isa::available().first().copied())
+        *BEST.get_or_init(|| {
+            let available = Isa::available();
+            let cap = std::env::var(SIMD_ENV).ok().and_then(|v| parse_cap(&v));
+            let chosen = match cap {
+                Some(Some(cap)) => available.into_iter().find(|isa| *isa <= cap),
+                Some(None) => None,
+                None => available.first().copied(),
+            };
+            tracing::debug!(simd = ?chosen, "SIMD instruction set for the kernels");
+            chosen
+        })
     }
 
     /// Floats per vector.
@@ -43,6 +58,25 @@ impl Isa {
         match self {
             Isa::Avx512 => 16,
             Isa::Avx2 => 8,
+        }
+    }
+}
+
+/// The environment variable that caps the instruction set: `avx512`, `avx2` or `none`.
+pub const SIMD_ENV: &str = "EDGEFLOW_SIMD";
+
+/// The cap `EDGEFLOW_SIMD` sets: `Some(None)` for `none` (the portable code only), `None`
+/// (with a warning) for a value it does not know.
+fn parse_cap(value: &str) -> Option<Option<Isa>> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "avx512" => Some(Some(Isa::Avx512)),
+        "avx2" => Some(Some(Isa::Avx2)),
+        "none" => Some(None),
+        _ => {
+            tracing::warn!(
+                "{SIMD_ENV}={value:?} is not one of avx512, avx2, none; using the best the CPU has"
+            );
+            None
         }
     }
 }
@@ -80,3 +114,17 @@ macro_rules! vectorized {
     };
 }
 pub(crate) use vectorized;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_simd_cap_reads_the_three_names_and_refuses_others() {
+        assert_eq!(parse_cap("avx512"), Some(Some(Isa::Avx512)));
+        assert_eq!(parse_cap(" AVX2 "), Some(Some(Isa::Avx2)));
+        assert_eq!(parse_cap("none"), Some(None));
+        assert_eq!(parse_cap("sse"), None);
+        assert!(Isa::Avx2 < Isa::Avx512);
+    }
+}
