@@ -28,13 +28,67 @@ pub const MAX_TAPS: usize = 64;
 
 /// Whether the direct kernels compute this convolution on `isa`: few enough taps, and a
 /// filter count that is a whole number of vectors.
+///
+/// A window whose sizes disagree with each other (no output, no channel, padding beyond the
+/// windows) or whose buffer sizes overflow `usize` is not supported either: the kernels'
+/// bounds rest on these sizes.
 pub fn supports(w: &Window, filters: usize, isa: Isa) -> bool {
-    w.patch_len() <= MAX_TAPS && filters > 0 && filters.is_multiple_of(isa.lanes())
+    filters > 0 && filters.is_multiple_of(isa.lanes()) && consistent(w, filters).is_some()
 }
 
-/// The instruction set to run this convolution with, or `None` for the im2col path.
+/// `Some` when the window is consistent, has at most [`MAX_TAPS`] taps, and its buffers' sizes
+/// (input, padded input, output, kernel gradient with its bias row) fit in `usize`.
+fn consistent(w: &Window, filters: usize) -> Option<()> {
+    let positive = [
+        w.batch.max(1),
+        w.channels,
+        w.kernel_h,
+        w.kernel_w,
+        w.stride_h,
+        w.stride_w,
+    ];
+    if positive.contains(&0) || w.out_h == 0 || w.out_w == 0 {
+        return None;
+    }
+    let rows = (w.out_h - 1)
+        .checked_mul(w.stride_h)?
+        .checked_add(w.kernel_h)?;
+    let cols = (w.out_w - 1)
+        .checked_mul(w.stride_w)?
+        .checked_add(w.kernel_w)?;
+    if w.pad_top > rows || w.pad_left > cols {
+        return None;
+    }
+    let taps = w
+        .kernel_h
+        .checked_mul(w.kernel_w)?
+        .checked_mul(w.channels)?;
+    if taps > MAX_TAPS {
+        return None;
+    }
+    let image = |h: usize, wd: usize| {
+        w.batch
+            .checked_mul(h)?
+            .checked_mul(wd)?
+            .checked_mul(w.channels)
+    };
+    image(w.height, w.width)?;
+    image(rows.max(w.height), cols.max(w.width))?;
+    let positions = w.batch.checked_mul(w.out_h)?.checked_mul(w.out_w)?;
+    positions.checked_mul(filters)?;
+    (taps + 1).checked_mul(filters)?;
+    Some(())
+}
+
+/// The instruction set to run this convolution with, or `None` for the im2col path: the best
+/// one ([`Isa::best`]) that takes this filter count (8 or 24 filters need AVX2's narrower
+/// vectors on an AVX-512 CPU).
 pub fn plan(w: &Window, filters: usize) -> Option<Isa> {
-    Isa::best().filter(|&isa| supports(w, filters, isa))
+    let best = Isa::best()?;
+    Isa::available()
+        .into_iter()
+        .filter(|&isa| isa <= best)
+        .find(|&isa| supports(w, filters, isa))
 }
 
 /// `out = input ⋆ kernel + bias`, then `max(0, ·)` when `relu`, on `isa`.
@@ -108,6 +162,7 @@ pub fn kernel_grad(
     grad_kernel: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
+    check(isa, w, filters, input, grad_kernel);
     let n_out = w.out_positions() * filters;
     assert!(grad_out.len() >= n_out, "direct conv: gradient too small");
     assert!(
@@ -119,7 +174,6 @@ pub fn kernel_grad(
         grad_kernel.len() >= patch * filters,
         "direct conv: kernel gradient too small"
     );
-    check(isa, w, filters, input, grad_kernel);
     let (g, image) = unpadded(w, filters, input);
     let per_out = w.out_h * w.out_w * filters;
     // One partial sum per image (kernel gradient, then bias gradient), added in image order.
@@ -166,6 +220,7 @@ fn check(isa: Isa, w: &Window, filters: usize, input: &[f32], kernel: &[f32]) {
         Isa::available().contains(&isa),
         "direct conv: {isa:?} not on this CPU"
     );
+    // `supports` found these products free of overflow.
     let in_len = w.batch * w.height * w.width * w.channels;
     assert!(input.len() >= in_len, "direct conv: input too small");
     assert!(
@@ -478,7 +533,9 @@ mod x86 {
         }
         #[inline(always)]
         unsafe fn relu(self) -> Self {
-            F32x16(_mm512_max_ps(self.0, _mm512_setzero_ps()))
+            // Zero first: `max` returns its second operand for a NaN or two zeros, so NaN
+            // and -0.0 pass through as they do in `if v < 0 { 0 } else { v }`.
+            F32x16(_mm512_max_ps(_mm512_setzero_ps(), self.0))
         }
         #[inline(always)]
         unsafe fn where_positive(self, y: Self) -> Self {
@@ -518,7 +575,8 @@ mod x86 {
         }
         #[inline(always)]
         unsafe fn relu(self) -> Self {
-            F32x8(_mm256_max_ps(self.0, _mm256_setzero_ps()))
+            // Zero first, as for AVX-512.
+            F32x8(_mm256_max_ps(_mm256_setzero_ps(), self.0))
         }
         #[inline(always)]
         unsafe fn where_positive(self, y: Self) -> Self {
