@@ -288,20 +288,7 @@ fn results_do_not_depend_on_the_thread_count() {
 
 #[test]
 fn inconsistent_or_overflowing_windows_are_not_supported() {
-    let w = Window {
-        batch: 1,
-        height: 5,
-        width: 5,
-        channels: 3,
-        kernel_h: 3,
-        kernel_w: 3,
-        stride_h: 1,
-        stride_w: 1,
-        out_h: 3,
-        out_w: 3,
-        pad_top: 0,
-        pad_left: 0,
-    };
+    let w = rgb_5x5();
     for isa in Isa::available() {
         assert!(direct_conv::supports(&w, 16, isa));
         let bad = [
@@ -331,20 +318,7 @@ fn inconsistent_or_overflowing_windows_are_not_supported() {
 /// instruction set: the relu is `if v < 0 { 0 } else { v }`.
 #[test]
 fn the_fused_relu_passes_nan_and_negative_zero_through() {
-    let w = Window {
-        batch: 1,
-        height: 5,
-        width: 5,
-        channels: 3,
-        kernel_h: 3,
-        kernel_w: 3,
-        stride_h: 1,
-        stride_w: 1,
-        out_h: 3,
-        out_w: 3,
-        pad_top: 0,
-        pad_left: 0,
-    };
+    let w = rgb_5x5();
     let f = 16;
     let mut x = vec![0.0f32; 75];
     x[3 * (2 * 5 + 2)] = f32::NAN; // the centre pixel: every window holds it
@@ -361,5 +335,23 @@ fn the_fused_relu_passes_nan_and_negative_zero_through() {
             out.iter().all(|v| v.to_bits() == (-0.0f32).to_bits()),
             "{isa:?}: {out:?}"
         );
+    }
+}
+
+/// A valid 3x3 window over a 5x5 RGB image.
+fn rgb_5x5() -> Window {
+    Window {
+        batch: 1,
+        height: 5,
+        width: 5,
+        channels: 3,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride_h: 1,
+        stride_w: 1,
+        out_h: 3,
+        out_w: 3,
+        pad_top: 0,
+        pad_left: 0,
     }
 }
