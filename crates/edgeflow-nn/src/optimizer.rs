@@ -408,6 +408,24 @@ fn apply_rule(
     }
 }
 
+edgeflow_tensor::vectorized! {
+    /// One Adam update of a slice, in the widest vectors this CPU has (the same operations in
+    /// the same order as the scalar loop, so the same bits). `rates` is `[alpha, beta_1,
+    /// beta_2, epsilon]`.
+    fn adam_update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], rates: [f32; 4]) =
+        adam_update_portable;
+}
+
+#[inline(always)]
+fn adam_update_portable(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], rates: [f32; 4]) {
+    let [alpha, b1, b2, eps] = rates;
+    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m += (g - *m) * (1.0 - b1);
+        *v += (g * g - *v) * (1.0 - b2);
+        *w -= alpha * *m / (v.sqrt() + eps);
+    }
+}
+
 /// Parameters with more elements than this are updated by several threads.
 const PARALLEL_CHUNK: usize = 1 << 14;
 
@@ -426,12 +444,9 @@ fn adam(
     let t = t as i32;
     let alpha = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
     let (m, v) = slots.split_at_mut(1);
+    let rates = [alpha, b1, b2, eps];
     let update = |w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
-        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m += (g - *m) * (1.0 - b1);
-            *v += (g * g - *v) * (1.0 - b2);
-            *w -= alpha * *m / (v.sqrt() + eps);
-        }
+        adam_update(w, g, m, v, rates);
     };
     if w.len() < PARALLEL_CHUNK {
         update(w, g, &mut m[0], &mut v[0]);

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::isa::vectorized;
+use crate::vectorized;
 
 /// How a sliding window treats the border, with Keras' meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -207,7 +207,13 @@ pub fn col2im(w: &Window, cols: &[f32], input_grad: &mut [f32]) {
         .for_each(|(img, src)| col2im_image(w, src, img));
 }
 
-fn col2im_image(w: &Window, src: &[f32], img: &mut [f32]) {
+vectorized! {
+    /// One image of [`col2im`], compiled for the best SIMD instruction set of the CPU.
+    fn col2im_image(w: &Window, src: &[f32], img: &mut [f32]) = col2im_image_portable;
+}
+
+#[inline(always)]
+fn col2im_image_portable(w: &Window, src: &[f32], img: &mut [f32]) {
     img.fill(0.0);
     let c = w.channels;
     for oy in 0..w.out_h {

@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::isa::vectorized;
 use crate::threading::PARALLEL_MIN_WORK;
+use crate::vectorized;
 
 const CHUNK: usize = 1 << 14;
 
@@ -131,5 +131,27 @@ fn bias_relu_rows_portable(x: &mut [f32], cols: usize, bias: Option<&[f32]>, rel
             Some(b) => row.iter_mut().zip(b).for_each(|(v, b)| *v = clamp(*v + b)),
             None => row.iter_mut().for_each(|v| *v = clamp(*v)),
         }
+    }
+}
+
+/// `out = g` where `y > 0`, else 0: the gradient through a relu whose output was `y`. Split
+/// across threads for large inputs.
+pub fn where_positive(g: &[f32], y: &[f32], out: &mut [f32]) {
+    if g.len() < PARALLEL_MIN_WORK {
+        return where_positive_chunk(g, y, out);
+    }
+    out.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+        .for_each(|(o, (g, y))| where_positive_chunk(g, y, o));
+}
+
+vectorized! {
+    fn where_positive_chunk(g: &[f32], y: &[f32], out: &mut [f32]) = where_positive_portable;
+}
+
+#[inline(always)]
+fn where_positive_portable(g: &[f32], y: &[f32], out: &mut [f32]) {
+    for ((o, &g), &y) in out.iter_mut().zip(g).zip(y) {
+        *o = if y > 0.0 { g } else { 0.0 };
     }
 }

@@ -87,6 +87,23 @@ fn parse_cap(value: &str) -> Option<Option<Isa>> {
 /// and architectures the baseline copy runs.
 ///
 /// A closure would not do: its body is compiled on its own, for the baseline.
+///
+/// ```
+/// #[inline(always)]
+/// fn scale_portable(x: &mut [f32], by: f32) {
+///     x.iter_mut().for_each(|v| *v *= by);
+/// }
+///
+/// edgeflow_tensor::vectorized! {
+///     /// `x *= by`, in the widest vectors this CPU has.
+///     fn scale(x: &mut [f32], by: f32) = scale_portable;
+/// }
+///
+/// let mut x = vec![1.0f32; 40];
+/// scale(&mut x, 2.0);
+/// assert!(x.iter().all(|&v| v == 2.0));
+/// ```
+#[macro_export]
 macro_rules! vectorized {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $body:ident;) => {
         $(#[$meta])*
@@ -113,7 +130,6 @@ macro_rules! vectorized {
         }
     };
 }
-pub(crate) use vectorized;
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,8 @@
 use rayon::prelude::*;
 
 use super::conv::Window;
-use super::isa::{vectorized, Isa};
+use super::isa::Isa;
+use crate::vectorized;
 
 fn image_len(w: &Window) -> usize {
     w.height * w.width * w.channels

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use crate::threading::PARALLEL_MIN_WORK;
+use crate::vectorized;
 
 /// Sums over the middle axis of `x` seen as `[outer, n, inner]`; `out` is `[outer, inner]`.
 /// Accumulates in an order fixed by the sizes alone, so results do not depend on the
@@ -35,8 +36,14 @@ pub fn sum_axis(x: &[f32], outer: usize, n: usize, inner: usize, out: &mut [f32]
     }
 }
 
-/// `dst = sum of the rows of block` (row length `inner`).
-fn add_rows(block: &[f32], inner: usize, dst: &mut [f32]) {
+vectorized! {
+    /// `dst = sum of the rows of block` (row length `inner`), row after row, so the result is
+    /// the same in every instruction set's copy.
+    fn add_rows(block: &[f32], inner: usize, dst: &mut [f32]) = add_rows_portable;
+}
+
+#[inline(always)]
+fn add_rows_portable(block: &[f32], inner: usize, dst: &mut [f32]) {
     dst.fill(0.0);
     for row in block.chunks_exact(inner) {
         dst.iter_mut().zip(row).for_each(|(d, v)| *d += v);

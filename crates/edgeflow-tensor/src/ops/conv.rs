@@ -267,14 +267,7 @@ fn relu_mask(g: &Tensor, y: &Tensor) -> Result<Tensor> {
         y.f32_data("conv2d_relu backward")?,
     );
     let mut out = crate::buffer::take(gd.len());
-    crate::threading::install(|| {
-        crate::kernels::elementwise::zip_map(
-            &gd,
-            &yd,
-            &mut out,
-            |g, y| if y > 0.0 { g } else { 0.0 },
-        )
-    });
+    crate::threading::install(|| crate::kernels::elementwise::where_positive(&gd, &yd, &mut out));
     Tensor::from_vec(out, g.shape().clone())
 }
 
