@@ -18,6 +18,10 @@
 //!   output shape (the gradients of `sum_all` and `* R`); the table's backward figure is the
 //!   total minus that head, i.e. the convolution's own backward.
 //!
+//! * `dK, db alone`: for a convolution the direct kernels take on this CPU (the first
+//!   one, where AVX2 or AVX-512 is present), `kernels::direct_conv::kernel_grad` called on
+//!   slices, the kernel and bias gradients its backward pass computes, without the graph and
+//!   without the loss head to subtract (which is larger than this convolution's backward).
 //! * `pool forward` / `pool backward`: the two 2x2 max pools of the reference CNN, timed the
 //!   same way (no FLOP figure: the row gives milliseconds and the megabytes read).
 //!
@@ -27,6 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion, SamplingMode};
+use edgeflow_tensor::kernels::conv::Window;
+use edgeflow_tensor::kernels::direct_conv;
 use edgeflow_tensor::{threading, Conv2dOptions, Padding, Rng, Tensor};
 
 /// Per-iteration times of each benchmark, in seconds, in the order they ran.
@@ -98,6 +104,26 @@ impl ConvBench {
 
     fn backward_flop(&self) -> f64 {
         self.forward_flop() * if self.input_grad { 2.0 } else { 1.0 }
+    }
+
+    /// The valid, stride-1 window geometry.
+    fn window(&self) -> Window {
+        let [batch, height, width, channels] = self.input;
+        let [out_h, out_w] = [height - self.kernel[0] + 1, width - self.kernel[1] + 1];
+        Window {
+            batch,
+            height,
+            width,
+            channels,
+            kernel_h: self.kernel[0],
+            kernel_w: self.kernel[1],
+            stride_h: 1,
+            stride_w: 1,
+            out_h,
+            out_w,
+            pad_top: 0,
+            pad_left: 0,
+        }
     }
 
     fn output_shape(&self) -> [usize; 4] {
@@ -224,6 +250,30 @@ fn bench_convs(c: &mut Criterion, samples: &Samples) {
             bench
                 .iter_custom(|iters| timed(samples, &name, iters, graph, |l| l.backward().unwrap()))
         });
+
+        if let Some(isa) = direct_conv::plan(&conv.window(), conv.kernel[3]) {
+            let name = format!("{} dK, db alone", conv.name);
+            let (w, f) = (conv.window(), conv.kernel[3]);
+            let xs = x.to_vec_f32().unwrap();
+            let gs = r.to_vec_f32().unwrap();
+            let (mut gk, mut gb) = (vec![0.0; w.patch_len() * f], vec![0.0; f]);
+            group.bench_function(&name, |bench| {
+                bench.iter_custom(|iters| {
+                    timed(
+                        samples,
+                        &name,
+                        iters,
+                        || (),
+                        |_| {
+                            threading::install(|| {
+                                let b = Some(&mut gb[..]);
+                                direct_conv::kernel_grad(isa, &w, &xs, &gs, None, f, &mut gk, b)
+                            })
+                        },
+                    )
+                })
+            });
+        }
 
         let name = format!("{} loss head", conv.name);
         let leaf = random(&conv.output_shape(), 7).with_requires_grad(true);
@@ -359,6 +409,11 @@ fn print_table(samples: &Samples, sizes: &[usize], threads: usize) {
             let (t, h) = (total * 1e3, head * 1e3);
             let note = format!("{grads}: backward() {t:.3} ms - loss head {h:.3} ms");
             print_row(&name, conv.backward_flop(), total - head, &note);
+        }
+        let name = format!("{} dK, db alone", conv.name);
+        if let Some(t) = median_of(samples, &name) {
+            let note = "dK, db: direct_conv::kernel_grad on slices";
+            print_row(&name, conv.forward_flop(), t, note);
         }
     }
     for (name, shape) in POOLS {
