@@ -23,7 +23,9 @@ use super::conv::Window;
 pub use super::isa::Isa;
 
 /// Windows with more taps than this (`kernel_h * kernel_w * channels`) go through im2col and
-/// the GEMM, which is faster once the inner dimension is long.
+/// the GEMM, which is faster once the inner dimension is long. Measured: the reference CNN's
+/// first layer (27 taps) runs faster here, its second (288 taps) 1.5 to 2 times slower; the
+/// bound between the two is a round guess, not tuned.
 pub const MAX_TAPS: usize = 64;
 
 /// Whether the direct kernels compute this convolution on `isa`: few enough taps, and a
