@@ -24,7 +24,7 @@ pub fn load_splits(
     input_shape: &[usize],
     load: ImageLoad,
 ) -> Result<(ImageDataset, ImageDataset)> {
-    check_folder(path, format)?;
+    check_folder(path, format, false)?;
     let (train, test) = match format {
         DataFormat::ImageFolder => {
             let train = load_image_split(path, "train", input_shape, load)?;
@@ -40,7 +40,7 @@ pub fn load_splits(
         }
         DataFormat::Cifar10Binary => edgeflow_data::load_cifar_bin_dir(path)
             .map_err(anyhow::Error::from)
-            .with_context(|| in_folder(path, format))?,
+            .with_context(|| in_folder(path, format, false))?,
         DataFormat::UcrTs | DataFormat::TextFolder => {
             bail!("format {:?} does not hold images", format.name())
         }
@@ -57,13 +57,13 @@ pub fn load_test_split(
     input_shape: &[usize],
     load: ImageLoad,
 ) -> Result<ImageDataset> {
-    check_folder(path, format)?;
+    check_folder(path, format, true)?;
     let test = match format {
         DataFormat::ImageFolder => load_image_split(path, "test", input_shape, load)?,
         DataFormat::Cifar10Binary => {
             edgeflow_data::read_cifar_bin(path.join(edgeflow_data::CIFAR_TEST_FILE))
                 .map_err(anyhow::Error::from)
-                .with_context(|| in_folder(path, format))?
+                .with_context(|| in_folder(path, format, true))?
         }
         DataFormat::UcrTs | DataFormat::TextFolder => {
             bail!("format {:?} does not hold images", format.name())
@@ -74,14 +74,14 @@ pub fn load_test_split(
 }
 
 /// A missing data folder, or a file where a folder was expected, is bad input.
-fn check_folder(path: &Path, format: DataFormat) -> Result<()> {
+fn check_folder(path: &Path, format: DataFormat, test_only: bool) -> Result<()> {
     let Some(what) = not_a_folder(path) else {
         return Ok(());
     };
     Err(BadInput(format!(
         "data folder {} {what}; expected a folder with {}. {CIFAR_HINT}",
         path.display(),
-        expected_layout(format)
+        expected_layout(format, test_only)
     ))
     .into())
 }
@@ -98,11 +98,11 @@ pub fn not_a_folder(path: &Path) -> Option<&'static str> {
     }
 }
 
-fn in_folder(path: &Path, format: DataFormat) -> String {
+fn in_folder(path: &Path, format: DataFormat, test_only: bool) -> String {
     format!(
         "cannot load {} (expected {})",
         path.display(),
-        expected_layout(format)
+        expected_layout(format, test_only)
     )
 }
 
@@ -148,7 +148,7 @@ fn load_image_split(
     let cache = edgeflow_data::default_cache_dir();
     let (images, report) = edgeflow_data::cached_image_folder(root.join(split), &options, &cache)
         .map_err(anyhow::Error::from)
-        .with_context(|| in_folder(root, DataFormat::ImageFolder))?;
+        .with_context(|| in_folder(root, DataFormat::ImageFolder, split == "test"))?;
     if !report.skipped.is_empty() {
         for s in &report.skipped {
             tracing::warn!(file = %s.path.display(), reason = %s.reason, "image skipped");
@@ -172,12 +172,19 @@ pub fn detect_format(path: &Path) -> DataFormat {
     }
 }
 
-fn expected_layout(format: DataFormat) -> &'static str {
-    match format {
-        DataFormat::ImageFolder => "train/<class>/*.jpg and test/<class>/*.jpg (PNG also read)",
-        DataFormat::Cifar10Binary => "data_batch_1.bin ... data_batch_5.bin and test_batch.bin",
-        DataFormat::UcrTs => "NAME_TRAIN.ts and NAME_TEST.ts",
-        DataFormat::TextFolder => "<class>/<text files> and a split list",
+/// What a data folder of `format` holds; with `test_only`, just what evaluation reads.
+fn expected_layout(format: DataFormat, test_only: bool) -> &'static str {
+    match (format, test_only) {
+        (DataFormat::ImageFolder, false) => {
+            "train/<class>/*.jpg and test/<class>/*.jpg (PNG also read)"
+        }
+        (DataFormat::ImageFolder, true) => "test/<class>/*.jpg (PNG also read)",
+        (DataFormat::Cifar10Binary, false) => {
+            "data_batch_1.bin ... data_batch_5.bin and test_batch.bin"
+        }
+        (DataFormat::Cifar10Binary, true) => "test_batch.bin",
+        (DataFormat::UcrTs, _) => "NAME_TRAIN.ts and NAME_TEST.ts",
+        (DataFormat::TextFolder, _) => "<class>/<text files> and a split list",
     }
 }
 

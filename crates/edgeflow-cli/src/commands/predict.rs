@@ -66,10 +66,10 @@ fn load_image(model: &Sequential, path: &Path, resize: bool) -> Result<Tensor> {
     let shape = [img.height as usize, img.width as usize, 3];
     if expected != shape {
         return Err(BadInput(format!(
-            "{}: image is {}x{}x3, the model takes {:?}",
+            "{}: image is {:?} (height, width, channels), the model takes {:?}; --resize \
+             scales it to the model's size",
             path.display(),
-            img.height,
-            img.width,
+            shape,
             expected
         ))
         .into());

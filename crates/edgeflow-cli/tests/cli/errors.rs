@@ -13,12 +13,20 @@ fn missing_data_folder_says_layout_and_where_cifar10_is() {
     let train = fx.run(&["train", "config.toml", "-q", "--data", "nowhere"]);
     let evaluate = fx.run(&["evaluate", "model.efm", "--data", "nowhere"]);
 
-    for run in [train, evaluate] {
-        run.fails(
-            EXIT_INPUT,
-            &["nowhere", "does not exist", "train/<class>", "cifar10-jpg"],
-        );
-    }
+    train.fails(
+        EXIT_INPUT,
+        &["nowhere", "does not exist", "train/<class>", "cifar10-jpg"],
+    );
+    // Evaluation reads only the test split, and says so.
+    assert!(
+        !evaluate.stderr.contains("train/"),
+        "evaluate asks for a train split: {}",
+        evaluate.stderr
+    );
+    evaluate.fails(
+        EXIT_INPUT,
+        &["nowhere", "does not exist", "test/<class>", "cifar10-jpg"],
+    );
 }
 
 #[test]

@@ -127,7 +127,10 @@ fn wrong_image_size_names_file_and_both_sizes() {
 
     let run = fx.run(&["predict", "model.efm", "small.png"]);
 
-    run.fails(EXIT_INPUT, &["small.png", "6x4", "[8, 8, 3]"]);
+    run.fails(
+        EXIT_INPUT,
+        &["small.png", "[6, 4, 3]", "[8, 8, 3]", "--resize"],
+    );
 }
 
 #[test]

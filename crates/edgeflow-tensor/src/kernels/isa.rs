@@ -42,7 +42,11 @@ impl Isa {
         static BEST: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
             let available = Isa::available();
-            let cap = std::env::var(SIMD_ENV).ok().and_then(|v| parse_cap(&v));
+            // An empty value counts as unset.
+            let cap = std::env::var(SIMD_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .and_then(|v| parse_cap(&v));
             let chosen = match cap {
                 Some(Some(cap)) => available.into_iter().find(|isa| *isa <= cap),
                 Some(None) => None,
