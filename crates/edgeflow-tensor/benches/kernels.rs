@@ -30,7 +30,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{black_box, Criterion, SamplingMode};
+use criterion::measurement::WallTime;
+use criterion::{black_box, BenchmarkGroup, Criterion, SamplingMode};
 use edgeflow_tensor::kernels::conv::Window;
 use edgeflow_tensor::kernels::direct_conv;
 use edgeflow_tensor::{threading, Conv2dOptions, Padding, Rng, Tensor};
@@ -96,10 +97,8 @@ const CONVS: [ConvBench; 2] = [
 impl ConvBench {
     /// `2 * out_positions * patch_len * filters` for the valid, stride-1 convolution.
     fn forward_flop(&self) -> f64 {
-        let [b, h, w, c] = self.input;
-        let [kh, kw, _, f] = self.kernel;
-        let positions = b * (h - kh + 1) * (w - kw + 1);
-        2.0 * (positions * kh * kw * c * f) as f64
+        let w = self.window();
+        2.0 * (w.out_positions() * w.patch_len() * self.kernel[3]) as f64
     }
 
     fn backward_flop(&self) -> f64 {
@@ -127,22 +126,25 @@ impl ConvBench {
     }
 
     fn output_shape(&self) -> [usize; 4] {
-        let [b, h, w, _] = self.input;
-        [
-            b,
-            h - self.kernel[0] + 1,
-            w - self.kernel[1] + 1,
-            self.kernel[3],
-        ]
+        let w = self.window();
+        [w.batch, w.out_h, w.out_w, self.kernel[3]]
     }
 }
 
-fn bench_matmul(c: &mut Criterion, samples: &Samples, sizes: &[usize]) {
-    let mut group = c.benchmark_group("matmul");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1));
+/// A benchmark group of 10 samples, each a flat run of iterations, after a 1 s warm-up and
+/// over `seconds` of measurement.
+fn group<'a>(c: &'a mut Criterion, name: &str, seconds: u64) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
     group
-        .measurement_time(Duration::from_secs(3))
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(seconds))
         .sampling_mode(SamplingMode::Flat);
+    group
+}
+
+fn bench_matmul(c: &mut Criterion, samples: &Samples, sizes: &[usize]) {
+    let mut group = group(c, "matmul", 3);
     for &n in sizes {
         let (a, b) = (random(&[n, n], 1), random(&[n, n], 2));
         let name = format!("matmul {n}");
@@ -158,11 +160,7 @@ fn bench_matmul(c: &mut Criterion, samples: &Samples, sizes: &[usize]) {
 /// feature; `MATMUL_NUM_THREADS` is set to the bench's thread count), the GEMM crate edgeflow
 /// compared `gemm` against before choosing.
 fn bench_matrixmultiply(c: &mut Criterion, samples: &Samples, sizes: &[usize]) {
-    let mut group = c.benchmark_group("matrixmultiply");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1));
-    group
-        .measurement_time(Duration::from_secs(3))
-        .sampling_mode(SamplingMode::Flat);
+    let mut group = group(c, "matrixmultiply", 3);
     for &n in sizes {
         let a = random(&[n, n], 1).to_vec_f32().unwrap();
         let b = random(&[n, n], 2).to_vec_f32().unwrap();
@@ -210,11 +208,7 @@ fn bench_convs(c: &mut Criterion, samples: &Samples) {
         strides: (1, 1),
         padding: Padding::Valid,
     };
-    let mut group = c.benchmark_group("conv");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1));
-    group
-        .measurement_time(Duration::from_secs(3))
-        .sampling_mode(SamplingMode::Flat);
+    let mut group = group(c, "conv", 3);
     for conv in &CONVS {
         let x = random(&conv.input, 3);
         let k = random(&conv.kernel, 4).with_requires_grad(true);
@@ -296,11 +290,7 @@ fn bench_pools(c: &mut Criterion, samples: &Samples) {
         strides: (2, 2),
         padding: Padding::Valid,
     };
-    let mut group = c.benchmark_group("pool");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1));
-    group
-        .measurement_time(Duration::from_secs(2))
-        .sampling_mode(SamplingMode::Flat);
+    let mut group = group(c, "pool", 2);
     for (name, shape) in POOLS {
         let x = random(&shape, 8);
         let fwd = format!("{name} forward");

@@ -75,6 +75,22 @@ impl Window {
         self.height * self.width * self.channels
     }
 
+    /// Rows and columns of the (padded) input that the windows span: `(out_h - 1) * stride_h +
+    /// kernel_h` by the same across.
+    pub fn span(&self) -> (usize, usize) {
+        (
+            (self.out_h - 1) * self.stride_h + self.kernel_h,
+            (self.out_w - 1) * self.stride_w + self.kernel_w,
+        )
+    }
+
+    /// Whether every window lies inside the image with no padding at all, so the input can be
+    /// read in place.
+    pub fn fits_without_padding(&self) -> bool {
+        let (rows, cols) = self.span();
+        self.pad_top == 0 && self.pad_left == 0 && rows <= self.height && cols <= self.width
+    }
+
     /// Input row and column of window tap (`ky`, `kx`) at output (`oy`, `ox`), if inside.
     #[inline]
     pub fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
@@ -105,7 +121,7 @@ vectorized! {
 fn im2col_image_portable(w: &Window, img: &[f32], dst: &mut [f32]) {
     let c = w.channels;
     let run = w.kernel_w * c;
-    if (w.pad_top, w.pad_left, run) == (0, 0, 9) && fits_unpadded(w) {
+    if run == 9 && w.fits_without_padding() {
         // A 3x3 window over three channels (the first layer of an RGB network): fixed-size
         // copies, with no bounds logic per window.
         return im2col_unpadded::<9>(w, img, dst);
@@ -133,12 +149,6 @@ fn im2col_image_portable(w: &Window, img: &[f32], dst: &mut [f32]) {
             }
         }
     }
-}
-
-/// Whether every window of a `valid` (unpadded) geometry lies inside the image.
-fn fits_unpadded(w: &Window) -> bool {
-    (w.out_h - 1) * w.stride_h + w.kernel_h <= w.height
-        && (w.out_w - 1) * w.stride_w + w.kernel_w <= w.width
 }
 
 /// [`im2col_image`] for windows that all lie inside the image, with kernel rows of `RUN`

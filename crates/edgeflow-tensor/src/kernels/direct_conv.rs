@@ -260,12 +260,10 @@ impl Geometry {
 /// image, otherwise a copy with the padding's zeros written out.
 fn unpadded<'a>(w: &Window, filters: usize, input: &'a [f32]) -> (Geometry, Cow<'a, [f32]>) {
     let c = w.channels;
-    let rows = (w.out_h - 1) * w.stride_h + w.kernel_h;
-    let cols = (w.out_w - 1) * w.stride_w + w.kernel_w;
-    let fits = w.pad_top == 0 && w.pad_left == 0 && rows <= w.height && cols <= w.width;
-    let (rows, cols, data) = if fits {
+    let (rows, cols, data) = if w.fits_without_padding() {
         (w.height, w.width, Cow::Borrowed(input))
     } else {
+        let (rows, cols) = w.span();
         let image = rows * cols * c;
         let mut padded = vec![0.0f32; w.batch * image];
         padded

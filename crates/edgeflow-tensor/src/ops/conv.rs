@@ -286,13 +286,10 @@ fn conv2d_backward(
     let filters = kernel.dims()[3];
     let (rows, patch) = (w.out_positions(), w.patch_len());
     let has_bias = inputs.len() == 3;
-    // The direct kernel-gradient applies the relu's gradient itself; everything else reads
-    // the masked gradient.
-    let direct_grads = match saved {
-        Saved::Direct(isa) if needs[1] => Some(*isa),
-        _ => None,
-    };
-    let needs_masked = needs[0] || (direct_grads.is_none() && (needs[1] || has_bias && needs[2]));
+    // The direct kernel-gradient applies the relu's gradient itself (and sums the bias
+    // gradient); everything else reads the masked gradient.
+    let direct_grads = matches!(saved, Saved::Direct(_)) && needs[1];
+    let needs_masked = needs[0] || (!direct_grads && (needs[1] || has_bias && needs[2]));
     let masked = match relu_out {
         Some(y) if needs_masked => Some(relu_mask(g, y)?),
         _ => None,
