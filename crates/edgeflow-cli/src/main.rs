@@ -80,29 +80,15 @@ fn init_logging(verbose: u8) {
 
 /// Bad input data or a bad model file that no library error type describes: a missing data
 /// folder, data that does not fit the model, an image that cannot be classified. Exits with 3.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct BadInput(pub String);
-
-impl std::fmt::Display for BadInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadInput {}
 
 /// A flag whose value cannot work, found before any work starts (an output path in a folder
 /// that does not exist, say). Exits with 2, like the usage errors clap reports.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Usage(pub String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
 
 /// The process exit code of a failed command:
 ///
